@@ -1,0 +1,25 @@
+"""jaxdyn: train recurrent networks on cognitive tasks and reverse-engineer their dynamics."""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import rnn as rnn, systems as systems
+from ._inputs import PiecewiseConstant as PiecewiseConstant
+from ._system import (
+    AbstractFlow as AbstractFlow,
+    AbstractMap as AbstractMap,
+    AbstractSystem as AbstractSystem,
+    Flow as Flow,
+    Map as Map,
+    args_jacobian as args_jacobian,
+    growth_rates as growth_rates,
+    is_stable as is_stable,
+    jacobian as jacobian,
+    n_unstable as n_unstable,
+    residual as residual,
+)
+from .simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
+
+try:
+    __version__ = _version("jaxdyn")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+local"

@@ -1,0 +1,1 @@
+"""Classic reference systems with documented parameters and known answers."""
