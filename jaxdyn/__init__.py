@@ -18,6 +18,13 @@ from ._system import (
     residual as residual,
 )
 from .simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
+from .train import (
+    History as History,
+    TrainingDiverged as TrainingDiverged,
+    evaluate as evaluate,
+    train as train,
+    trainable as trainable,
+)
 
 try:
     __version__ = _version("jaxdyn")

@@ -41,8 +41,10 @@ class PiecewiseConstant(eqx.Module):
         self.t0 = jnp.asarray(t0, dtype=values.dtype)
 
     def __call__(self, t: ArrayLike) -> Array:
-        # A small offset keeps t exactly on a step boundary in the new step despite rounding.
-        k = jnp.floor((t - self.t0) / self.dt + 1e-6).astype(jnp.int32)
+        # Times accumulated by a solver land a few ulps off the step boundaries; a small offset
+        # (relative to dt) keeps a boundary time in the step that starts there.
+        eps = 1000 * jnp.finfo(self.values.dtype).eps
+        k = jnp.floor((t - self.t0) / self.dt + eps).astype(jnp.int32)
         return self.values[jnp.clip(k, 0, self.values.shape[0] - 1)]
 
     @property

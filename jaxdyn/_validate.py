@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +106,7 @@ def check_system_output(system: Any, x: jax.Array, args: Any, *, t: Any = 0.0,
     matrix) is re-raised as a `ValueError` that names the arguments.
     """
     try:
-        out = jax.eval_shape(system, t, x, args)
+        out = eqx.filter_eval_shape(lambda s, tt, xx, aa: s(tt, xx, aa), system, t, x, args)
     except (TypeError, ValueError) as e:
         arg_desc = _describe(args) if args is not None else "None"
         raise ValueError(

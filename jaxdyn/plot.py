@@ -36,3 +36,21 @@ def plot_trajectory(traj, ax=None, dims=(0, 1), **kwargs):
         ax.set_xlabel(f"x[{dims[0]}]")
         ax.set_ylabel(f"x[{dims[1]}]")
     return ax
+
+
+def plot_history(history, ax=None, smooth: int = 10):
+    """Training loss (log scale) and accuracy against the step; one line per network."""
+    import matplotlib.pyplot as plt
+
+    loss = np.atleast_2d(np.asarray(history.loss))
+    acc = np.atleast_2d(np.asarray(history.accuracy))
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    k = max(1, int(smooth))
+    kernel = np.ones(k) / k
+    for lo, ac in zip(loss, acc):
+        ax[0].plot(np.convolve(lo, kernel, mode="valid"), lw=0.8)
+        ax[1].plot(np.convolve(ac, kernel, mode="valid"), lw=0.8)
+    ax[0].set(yscale="log", xlabel="step", ylabel="loss")
+    ax[1].set(xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02))
+    return ax

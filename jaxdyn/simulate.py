@@ -129,6 +129,8 @@ def simulate(
     cannot take, `t1 <= t0`, `dt <= 0` or an unknown solver.
     """
     system = as_system(system)
+    # Python floats in `args` would be static under jit (a recompile per value): make them arrays.
+    args = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, float) else a, args)
     if t1 is None:
         raise ValueError("`t1` (the final time) is required; got None.")
     size = getattr(system, "state_size", None)
