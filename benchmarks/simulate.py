@@ -54,7 +54,7 @@ def main():
 
     lorenz = jd.systems.lorenz()
     run = jax.jit(jax.vmap(
-        lambda x: jd.simulate(lorenz, x, None, t1, dt=dt, ts=jnp.array([t1])).xs[-1]))
+        lambda x: jd.simulate(lorenz, x, None, t1, dt=dt, n_save=2).xs[-1]))
     compile_s, jd_s, jd_out = time_jax(run, jnp.asarray(x0))
     np_s, np_out = time_call(numpy_rk4, x0.copy(), dtype(dt), n_steps)
 

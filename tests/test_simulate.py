@@ -167,3 +167,19 @@ def test_bad_args_for_rnn_names_args():
 def test_not_a_system():
     with pytest.raises(ValueError, match="system"):
         jd.simulate(3.0, jnp.ones(3), None, 1.0)
+
+
+@pytest.mark.parametrize("solver", ["rk4", "tsit5", "euler", "heun"])
+def test_fixed_step_scan_equals_diffrax_on_the_grid(solver):
+    grid = jnp.linspace(0.0, 0.5, 51)
+    fast = jd.simulate(LORENZ, jnp.ones(3), None, 0.5, dt=0.01, solver=solver)
+    via_diffrax = jd.simulate(LORENZ, jnp.ones(3), None, 0.5, dt=0.01, solver=solver, ts=grid)
+    np.testing.assert_allclose(np.asarray(fast.xs), np.asarray(via_diffrax.xs), rtol=1e-10,
+                               atol=1e-10)
+    strided = jd.simulate(LORENZ, jnp.ones(3), None, 0.5, dt=0.01, solver=solver, n_save=6)
+    np.testing.assert_allclose(np.asarray(strided.xs), np.asarray(fast.xs[::10]), rtol=1e-12)
+
+
+def test_fixed_step_n_save_must_divide_steps():
+    with pytest.raises(ValueError, match="n_save"):
+        jd.simulate(LORENZ, jnp.ones(3), None, 1.0, dt=0.01, n_save=7)
