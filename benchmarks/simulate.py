@@ -15,7 +15,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import machine, time_call, time_jax
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0

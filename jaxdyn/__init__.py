@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import rnn as rnn, systems as systems
+from . import rnn as rnn, systems as systems, tasks as tasks
 from ._inputs import PiecewiseConstant as PiecewiseConstant
 from ._system import (
     AbstractFlow as AbstractFlow,

@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_demo.add_argument("--out", default="jaxdyn-demo", help="output folder (default: %(default)s)")
     p_demo.add_argument("--n-hidden", type=int, default=64, help="units (default: %(default)s)")
-    p_demo.add_argument("--g", type=float, default=1.5, help="recurrent gain (default: %(default)s)")
+    p_demo.add_argument("--g", type=float, default=1.5,
+                        help="recurrent gain (default: %(default)s)")
     p_demo.add_argument("--n-traj", type=int, default=8, help="trajectories (default: %(default)s)")
     p_demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
     p_demo.set_defaults(func=_cmd_demo)

@@ -10,7 +10,8 @@ def tree_allclose(a, b, rtol=1e-7, atol=1e-9):
     lb, tb = jax.tree_util.tree_flatten(b)
     if ta != tb:
         return False
-    return all(np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol) for x, y in zip(la, lb))
+    return all(np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+               for x, y in zip(la, lb))
 
 
 def central_jacobian(f, x, eps=1e-6):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-
 # The installed console script when present (as a user runs it), else the module.
 _SCRIPT = Path(sys.executable).parent / "jaxdyn"
 _COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "jaxdyn.cli"]

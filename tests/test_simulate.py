@@ -123,7 +123,8 @@ def test_failure_is_a_status_not_an_exception():
 
 
 def test_stacked_models_simulate():
-    models = eqx.filter_vmap(lambda k: jd.rnn.VanillaRNN(1, 4, 1, key=k))(jr.split(jr.PRNGKey(0), 3))
+    keys = jr.split(jr.PRNGKey(0), 3)
+    models = eqx.filter_vmap(lambda k: jd.rnn.VanillaRNN(1, 4, 1, key=k))(keys)
     xs = eqx.filter_vmap(lambda m: jd.simulate(m, jnp.ones(4), jnp.zeros(1), 5).xs)(models)
     assert xs.shape == (3, 6, 4)
 

@@ -139,13 +139,20 @@ def scaled_ctrnn(
     *,
     key: PRNGKeyArray,
     g: float = 1.5,
+    init: str = "normal",
     **kwargs,
 ) -> CTRNN:
     """The scaled random ("vanilla") CTRNN of the chaotic-network and DSA literature: a
     rate-form tanh `CTRNN` with recurrent weights drawn from N(0, g²/N).
 
     For large N the autonomous network is chaotic when `g > 1` (Sompolinsky, Crisanti &
-    Sommers 1988). Other keyword arguments go to `CTRNN`.
+    Sommers 1988). `init="orthogonal"` instead draws `g` times a random orthogonal matrix
+    (`WᵀW = g²I`), the same spectral radius without the random-matrix spread. Other keyword
+    arguments go to `CTRNN`.
+
+    **Returns:** a `CTRNN`.
+
+    **Raises:** `ValueError` as `CTRNN` does.
     """
     kwargs.setdefault("nonlinearity", "tanh")
-    return CTRNN(n_in, n_hidden, n_out, key=key, init="normal", g=g, **kwargs)
+    return CTRNN(n_in, n_hidden, n_out, key=key, init=init, g=g, **kwargs)

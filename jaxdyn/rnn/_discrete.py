@@ -99,7 +99,8 @@ class GRU(AbstractRNN, AbstractMap):
     Gate rows are stacked in PyTorch's order (r, z, n):
 
     - `r = σ(W_ir u + b_ir + W_hr h + b_hr)`, `z = σ(W_iz u + b_iz + W_hz h + b_hz)`
-    - `reset_after=True` (PyTorch, Keras ≥ 2 default): `n = tanh(W_in u + b_in + r ⊙ (W_hn h + b_hn))`
+    - `reset_after=True` (PyTorch; Keras's default since TF 2):
+      `n = tanh(W_in u + b_in + r ⊙ (W_hn h + b_hn))`
     - `reset_after=False` (Cho et al. 2014): `n = tanh(W_in u + b_in + W_hn (r ⊙ h) + b_hn)`
     - `h' = (1 − z) ⊙ n + z ⊙ h`
 
