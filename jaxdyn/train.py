@@ -7,6 +7,7 @@ program, each network on its own stream of trials, optionally with its own learn
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def trainable(model: Any) -> Any:
     return mask
 
 
-def _check_compatible(model: Any, task: Any, batched: bool) -> None:
+def _check_compatible(model: Any, task: Any) -> None:
     for attr in ("n_in", "n_out", "run"):
         if not hasattr(model, attr):
             raise ValueError(f"`model` must be a jaxdyn RNN (with n_in, n_out and run); got "
@@ -64,6 +65,12 @@ def _check_compatible(model: Any, task: Any, batched: bool) -> None:
         raise ValueError(f"`model` takes {model.n_in} inputs but the task "
                          f"{type(task).__name__} provides {task.n_in}; build the model with "
                          f"n_in={task.n_in}.")
+    model_dt = getattr(model, "dt", None)
+    if isinstance(model_dt, jax.Array) and not np.allclose(np.asarray(model_dt), task.dt):
+        raise ValueError(f"`model` steps dt={np.unique(np.asarray(model_dt)).tolist()} ms but the "
+                         f"task {type(task).__name__} has dt={task.dt} ms; build the CTRNN with "
+                         f"dt={task.dt} (and a time constant tau > dt) so its Euler step matches "
+                         f"the task's time step.")
     if model.n_out != task.n_out:
         raise ValueError(f"`model` has {model.n_out} outputs but the task "
                          f"{type(task).__name__} expects {task.n_out}; build the model with "
@@ -82,8 +89,12 @@ def _key_batch(key: Any) -> int | None:
     raise ValueError(f"`key` must be a PRNG key or a batch of keys; got shape {key.shape}.")
 
 
-def _loss_and_metrics(params, static, task, trial, key, noise_std, activity_reg, weight_reg):
+def _loss_and_metrics(params, static, task, trial, key, noise_std, activity_reg, weight_reg,
+                      decision_weight):
     model = eqx.combine(params, static)
+    if decision_weight != 1.0:
+        mask = trial.mask * jnp.where(trial.decision, decision_weight, 1.0)
+        trial = eqx.tree_at(lambda t: t.mask, trial, mask.astype(trial.mask.dtype))
     keys = jr.split(key, trial.inputs.shape[0])
     x0 = model.init_state()
 
@@ -105,12 +116,63 @@ def _recurrent_weights(model):
     return [getattr(model, n) for n in ("W", "W_hh") if hasattr(model, n)]
 
 
-def _make_optimizer(learning_rate, grad_clip):
+@functools.lru_cache(maxsize=None)
+def _default_optimizer(grad_clip: float | None) -> optax.GradientTransformation:
+    """Adam after global-norm clipping, with the learning rate in the optimiser state (so it can
+    differ per network and a second call reuses the compiled program). Cached per `grad_clip`."""
+
     def build(learning_rate):
         adam = optax.adam(learning_rate)
         return optax.chain(optax.clip_by_global_norm(grad_clip), adam) if grad_clip else adam
 
-    return optax.inject_hyperparams(build)(learning_rate=learning_rate)
+    return optax.inject_hyperparams(build)(learning_rate=0.0)
+
+
+class _Config(eqx.Module):
+    """Everything static about a training run: one compiled program per distinct config."""
+
+    task: Any = eqx.field(static=True)
+    optimizer: Any = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    noise_std: float = eqx.field(static=True)
+    activity_reg: float = eqx.field(static=True)
+    weight_reg: float = eqx.field(static=True)
+    decision_weight: float = eqx.field(static=True)
+    batched: bool = eqx.field(static=True)
+
+
+def _step(params, opt_state, static, key, step, cfg: _Config):
+    trial = cfg.task.sample(jr.fold_in(key, step), cfg.batch_size)
+    grad_fn = eqx.filter_value_and_grad(_loss_and_metrics, has_aux=True)
+    (loss, acc), grads = grad_fn(params, static, cfg.task, trial, jr.fold_in(key, -1 - step),
+                                 cfg.noise_std, cfg.activity_reg, cfg.weight_reg,
+                                 cfg.decision_weight)
+    updates, new_opt = cfg.optimizer.update(grads, opt_state, params)
+    new_params = eqx.apply_updates(params, updates)
+    # A non-finite loss keeps the last good parameters; the host stops the run after the chunk
+    # and reports it.
+    ok = jnp.isfinite(loss)
+    keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+    params = jax.tree_util.tree_map(keep, new_params, params)
+    opt_state = jax.tree_util.tree_map(keep, new_opt, opt_state)
+    return params, opt_state, loss, acc
+
+
+@eqx.filter_jit
+def _run_chunk(params, opt_state, static, key, start, length: int, cfg: _Config):
+    step = _step
+    if cfg.batched:
+        step = eqx.filter_vmap(_step, in_axes=(eqx.if_array(0), eqx.if_array(0), eqx.if_array(0),
+                                               0, None, None))
+
+    def body(carry, k):
+        p, s = carry
+        p, s, loss, acc = step(p, s, static, key, k, cfg)
+        return (p, s), (loss, acc)
+
+    (params, opt_state), (loss, acc) = jax.lax.scan(body, (params, opt_state),
+                                                    start + jnp.arange(length))
+    return params, opt_state, loss, acc
 
 
 def train(
@@ -126,6 +188,7 @@ def train(
     noise_std: float = 0.0,
     activity_reg: float = 0.0,
     weight_reg: float = 0.0,
+    decision_weight: float = 1.0,
     filter_spec: Any = None,
     log_every: int = 50,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -154,6 +217,10 @@ def train(
     - `noise_std`: private noise of the network during training (see `AbstractRNN.run`).
     - `activity_reg`: weight of the mean squared rate; `weight_reg`: of the sum of squared
       recurrent weights.
+    - `decision_weight`: loss weight of the decision-epoch steps relative to the others (1 =
+      NeuroGym's plain cross-entropy over all steps). Tasks whose decision is one step of many
+      (ContextDecisionMaking) learn to answer much faster with a weight of 5–20, as NeuroGym's
+      examples do with class weights.
     - `filter_spec`: which leaves to train (default `trainable(model)`: all floating arrays
       but a CTRNN's `tau` and `dt`).
     - `log_every`: steps per compiled chunk between progress updates and checkpoints.
@@ -175,7 +242,7 @@ def train(
     batch_size = check_int(batch_size, "batch_size")
     log_every = check_int(log_every, "log_every")
     n_models = _key_batch(key)
-    _check_compatible(model, task, n_models is not None)
+    _check_compatible(model, task)
     if n_models is not None:
         leading = {x.shape[0] if x.ndim else None
                    for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))}
@@ -187,19 +254,17 @@ def train(
     if lr.ndim > (0 if n_models is None else 1) or (lr.ndim == 1 and lr.shape[0] != n_models):
         raise ValueError(f"`learning_rate` must be a scalar or have shape ({n_models},) (one per "
                          f"network); got shape {lr.shape}.")
-    if optimizer is None:
-        optimizer = _make_optimizer(lr if lr.ndim == 0 else 0.0, grad_clip)
-        per_model_lr = lr.ndim == 1
-    else:
-        per_model_lr = False
+    default_opt = optimizer is None
+    if default_opt:
+        optimizer = _default_optimizer(grad_clip)
     if filter_spec is None:
         filter_spec = trainable(model)
     params, static = eqx.partition(model, filter_spec)
 
     def init_opt(p, lr_i):
         state = optimizer.init(p)
-        if per_model_lr:
-            state.hyperparams["learning_rate"] = lr_i
+        if default_opt:
+            state.hyperparams["learning_rate"] = jnp.asarray(lr_i, dtype=lr.dtype)
         return state
 
     if n_models is None:
@@ -208,34 +273,10 @@ def train(
         lrs = jnp.broadcast_to(lr, (n_models,))
         opt_state = eqx.filter_vmap(init_opt, in_axes=(eqx.if_array(0), 0))(params, lrs)
 
-    def step_one(params, opt_state, key, step):
-        trial = task.sample(jr.fold_in(key, step), batch_size)
-        grad_fn = eqx.filter_value_and_grad(_loss_and_metrics, has_aux=True)
-        (loss, acc), grads = grad_fn(params, static, task, trial, jr.fold_in(key, -1 - step),
-                                     noise_std, activity_reg, weight_reg)
-        updates, new_opt = optimizer.update(grads, opt_state, params)
-        new_params = eqx.apply_updates(params, updates)
-        ok = jnp.isfinite(loss)
-        # A non-finite loss keeps the last good parameters; the host stops the run after this
-        # chunk and reports it.
-        keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-        params = jax.tree_util.tree_map(keep, new_params, params)
-        opt_state = jax.tree_util.tree_map(keep, new_opt, opt_state)
-        return params, opt_state, loss, acc
-
-    if n_models is not None:
-        step_one = eqx.filter_vmap(step_one, in_axes=(eqx.if_array(0), eqx.if_array(0), 0, None))
-
-    @eqx.filter_jit
-    def run_chunk(params, opt_state, key, start, length):
-        def body(carry, step):
-            p, s = carry
-            p, s, loss, acc = step_one(p, s, key, step)
-            return (p, s), (loss, acc)
-
-        (params, opt_state), (loss, acc) = jax.lax.scan(
-            body, (params, opt_state), start + jnp.arange(length))
-        return params, opt_state, loss, acc
+    cfg = _Config(task=task, optimizer=optimizer, batch_size=batch_size,
+                  noise_std=float(noise_std), activity_reg=float(activity_reg),
+                  weight_reg=float(weight_reg), decision_weight=float(decision_weight),
+                  batched=n_models is not None)
 
     shape = (steps,) if n_models is None else (n_models, steps)
     hist_loss = np.full(shape, np.nan)
@@ -245,16 +286,18 @@ def train(
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if ckpt.exists():
-            params, opt_state, done, hist_loss, hist_acc = load_checkpoint(
-                ckpt, (params, opt_state, hist_loss, hist_acc))
+            (params, opt_state), done, (old_loss, old_acc) = load_checkpoint(
+                ckpt, (params, opt_state))
             done = min(done, steps)
+            hist_loss[..., :done] = old_loss[..., :done]
+            hist_acc[..., :done] = old_acc[..., :done]
 
     bar = _progress_bar(steps, done, progress)
     try:
         while done < steps:
             length = min(log_every, steps - done)
-            new_params, new_opt, loss, acc = run_chunk(params, opt_state, key,
-                                                       jnp.asarray(done), length)
+            new_params, new_opt, loss, acc = _run_chunk(params, opt_state, static, key,
+                                                        jnp.asarray(done), length, cfg)
             loss, acc = np.asarray(loss), np.asarray(acc)
             if n_models is not None:
                 loss, acc = loss.T, acc.T
@@ -268,7 +311,7 @@ def train(
             if first_bad is not None:
                 done += first_bad
                 if ckpt is not None:
-                    save_checkpoint(ckpt, (params, opt_state, hist_loss, hist_acc), done)
+                    save_checkpoint(ckpt, (params, opt_state), done, (hist_loss, hist_acc))
                 where = f" in network(s) {np.nonzero(bad.any(axis=1))[0].tolist()}" \
                     if bad.ndim == 2 else ""
                 raise TrainingDiverged(
@@ -278,7 +321,7 @@ def train(
                     + ". Lower the learning rate, enable grad_clip, or add weight_reg.")
             done += length
             if ckpt is not None:
-                save_checkpoint(ckpt, (params, opt_state, hist_loss, hist_acc), done)
+                save_checkpoint(ckpt, (params, opt_state), done, (hist_loss, hist_acc))
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(loss=f"{np.nanmean(loss[..., -1]):.4f}",
