@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._io import write_atomic
+
 
 def save_checkpoint(path: str | os.PathLike, tree: Any, step: int,
                     extra: tuple[np.ndarray, ...] = ()) -> None:
     """Write `(tree, step)` to `path` atomically: a reader sees the old file or the new one,
     never a half-written one. `extra` arrays (of any shape, e.g. a loss history) follow."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            eqx.tree_serialise_leaves(f, (tree, np.asarray(step, dtype=np.int64)))
-            np.save(f, np.asarray(len(extra)))
-            for a in extra:
-                np.save(f, np.asarray(a), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f):
+        eqx.tree_serialise_leaves(f, (tree, np.asarray(step, dtype=np.int64)))
+        np.save(f, np.asarray(len(extra)))
+        for a in extra:
+            np.save(f, np.asarray(a), allow_pickle=False)
+
+    write_atomic(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, like: Any) -> tuple[Any, int, tuple]:
@@ -70,17 +65,12 @@ def save_model(path: str | os.PathLike, model: Any, **constructor_kwargs: Any) -
     header = {"class": name, "n_in": model.n_in, "n_hidden": model.n_hidden,
               "n_out": model.n_out, "kwargs": constructor_kwargs,
               "dtype": str(model.W_out.dtype)}
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, model)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f):
+        f.write((json.dumps(header) + "\n").encode())
+        eqx.tree_serialise_leaves(f, model)
+
+    write_atomic(path, write)
 
 
 def load_model(path: str | os.PathLike) -> Any:

@@ -24,7 +24,7 @@ def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
 
     import jaxdyn as jd
 
-    from .cli import write_atomic
+    from ._io import write_atomic
 
     start = time.perf_counter()
     k_model, k_x0 = jr.split(jr.PRNGKey(seed))

@@ -116,7 +116,7 @@ def _recurrent_weights(model):
     return [getattr(model, n) for n in ("W", "W_hh") if hasattr(model, n)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _default_optimizer(grad_clip: float | None) -> optax.GradientTransformation:
     """Adam after global-norm clipping, with the learning rate in the optimiser state (so it can
     differ per network and a second call reuses the compiled program). Cached per `grad_clip`."""
