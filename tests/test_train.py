@@ -226,3 +226,11 @@ def test_train_by_task_name_and_context_task_runs():
                        progress=False)
     assert np.all(np.isfinite(np.asarray(hist.loss)))
     assert isinstance(ContextDecisionMaking(), jd.tasks.AbstractTask)
+
+
+@pytest.mark.parametrize("name, minimum", [("flipflop", 0.95), ("integrator", 0.9),
+                                           ("angular", 0.99), ("pdm", 0.8)])
+def test_committed_networks_perform(trained_network, name, minimum):
+    model, task = trained_network(name)
+    assert model.W_out.dtype == jnp.float64
+    assert float(jd.evaluate(model, task, jr.PRNGKey(11), 256)) >= minimum
