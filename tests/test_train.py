@@ -234,3 +234,16 @@ def test_committed_networks_perform(trained_network, name, minimum):
     model, task = trained_network(name)
     assert model.W_out.dtype == jnp.float64
     assert float(jd.evaluate(model, task, jr.PRNGKey(11), 256)) >= minimum
+
+
+def test_per_network_gain_and_learning_rate():
+    task = FlipFlop()
+    keys = jr.split(jr.PRNGKey(3), 4)
+    gains = jnp.array([0.5, 1.0, 1.5, 2.0])
+    models = eqx.filter_vmap(lambda k, g: jd.rnn.scaled_ctrnn(
+        task.n_in, 16, task.n_out, key=k, g=g, dt=task.dt, tau=5 * task.dt))(keys, gains)
+    std = jnp.std(models.W, axis=(1, 2)) * jnp.sqrt(16.0)
+    np.testing.assert_allclose(np.asarray(std / gains), 1.0, atol=0.25)
+    trained, hist = jd.train(models, task, keys, steps=4, batch_size=4, progress=False,
+                             learning_rate=jnp.array([1e-3, 2e-3, 3e-3, 4e-3]))
+    assert hist.loss.shape == (4, 4) and trained.W.shape == (4, 16, 16)
