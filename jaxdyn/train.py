@@ -141,7 +141,7 @@ class _Config(eqx.Module):
     batched: bool = eqx.field(static=True)
 
 
-def _step(params, opt_state, static, key, step, cfg: _Config):
+def _step(params, opt_state, alive, static, key, step, cfg: _Config):
     trial = cfg.task.sample(jr.fold_in(key, step), cfg.batch_size)
     grad_fn = eqx.filter_value_and_grad(_loss_and_metrics, has_aux=True)
     (loss, acc), grads = grad_fn(params, static, cfg.task, trial, jr.fold_in(key, -1 - step),
@@ -149,29 +149,30 @@ def _step(params, opt_state, static, key, step, cfg: _Config):
                                  cfg.decision_weight)
     updates, new_opt = cfg.optimizer.update(grads, opt_state, params)
     new_params = eqx.apply_updates(params, updates)
-    # A non-finite loss keeps the last good parameters; the host stops the run after the chunk
-    # and reports it.
-    ok = jnp.isfinite(loss)
-    keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+    # From the first non-finite loss on, a network keeps its last good parameters for the rest
+    # of the chunk; the host then stops the run and reports the step.
+    alive = alive & jnp.isfinite(loss)
+    keep = lambda new, old: jnp.where(alive, new, old)  # noqa: E731
     params = jax.tree_util.tree_map(keep, new_params, params)
     opt_state = jax.tree_util.tree_map(keep, new_opt, opt_state)
-    return params, opt_state, loss, acc
+    return params, opt_state, alive, loss, acc
 
 
 @eqx.filter_jit
 def _run_chunk(params, opt_state, static, key, start, length: int, cfg: _Config):
     step = _step
     if cfg.batched:
-        step = eqx.filter_vmap(_step, in_axes=(eqx.if_array(0), eqx.if_array(0), eqx.if_array(0),
-                                               0, None, None))
+        step = eqx.filter_vmap(_step, in_axes=(eqx.if_array(0), eqx.if_array(0), 0,
+                                               eqx.if_array(0), 0, None, None))
+    alive = jnp.ones(key.shape[:1] if cfg.batched else (), dtype=bool)
 
     def body(carry, k):
-        p, s = carry
-        p, s, loss, acc = step(p, s, static, key, k, cfg)
-        return (p, s), (loss, acc)
+        p, s, a = carry
+        p, s, a, loss, acc = step(p, s, a, static, key, k, cfg)
+        return (p, s, a), (loss, acc)
 
-    (params, opt_state), (loss, acc) = jax.lax.scan(body, (params, opt_state),
-                                                    start + jnp.arange(length))
+    (params, opt_state, _), (loss, acc) = jax.lax.scan(body, (params, opt_state, alive),
+                                                       start + jnp.arange(length))
     return params, opt_state, loss, acc
 
 
