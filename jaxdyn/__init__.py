@@ -5,7 +5,6 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import rnn as rnn, systems as systems, tasks as tasks
 from ._checkpoint import load_model as load_model, save_model as save_model
 from ._inputs import PiecewiseConstant as PiecewiseConstant
-from .fixed_points import FixedPoints as FixedPoints, fixed_points as fixed_points, sample_states as sample_states
 from ._system import (
     AbstractFlow as AbstractFlow,
     AbstractMap as AbstractMap,
@@ -18,6 +17,11 @@ from ._system import (
     jacobian as jacobian,
     n_unstable as n_unstable,
     residual as residual,
+)
+from .fixed_points import (
+    FixedPoints as FixedPoints,
+    fixed_points as fixed_points,
+    sample_states as sample_states,
 )
 from .simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
 from .train import (

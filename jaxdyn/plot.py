@@ -54,3 +54,85 @@ def plot_history(history, ax=None, smooth: int = 10):
     ax[0].set(yscale="log", xlabel="step", ylabel="loss")
     ax[1].set(xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02))
     return ax
+
+
+_STABILITY_COLOURS = ("tab:blue", "tab:red", "tab:orange", "tab:gray")
+
+
+def plot_fixed_points(fps, ax=None, trajectories=None, *, directions=True, scale=None,
+                      **kwargs):
+    """Fixed points in the plane of the first two principal components, coloured by stability
+    (stable, saddle, unstable, marginal; slow points hollow), with their unstable directions
+    drawn as short segments and optional trajectories underneath.
+
+    **Arguments:**
+
+    - `fps`: a `FixedPoints`; only valid, resolved points are drawn.
+    - `ax`: matplotlib axes (default: a new figure).
+    - `trajectories`: a `Trajectory` or an array of states `[..., n]`; the PCA basis is fitted
+      to these when given, else to the points.
+    - `directions`: draw the unstable eigen-directions (needs the linearisation).
+    - `scale`: half-length of the direction segments (default 5% of the data's extent).
+    - `**kwargs`: passed to `ax.scatter`.
+
+    **Returns:** the axes.
+    """
+    ax = _axes(ax)
+    x = np.asarray(fps.x)
+    keep = np.asarray(fps.resolved) & np.all(np.isfinite(x), axis=-1)
+    pts = x[keep]
+    n = x.shape[-1]
+    traj = None
+    if trajectories is not None:
+        traj = np.asarray(getattr(trajectories, "xs", trajectories))
+        traj = traj.reshape((-1,) + traj.shape[-2:]) if traj.ndim >= 2 else traj[None, None]
+    data = traj.reshape(-1, n) if traj is not None else pts
+    data = data[np.all(np.isfinite(data), axis=-1)] if data.size else np.zeros((1, n))
+    mean = data.mean(axis=0)
+    if n == 1:
+        basis = np.array([[1.0, 0.0]])
+    else:
+        _, _, vt = np.linalg.svd(data - mean, full_matrices=False)
+        basis = np.zeros((n, 2))
+        basis[:, : min(2, vt.shape[0])] = vt[:2].T
+    project = lambda z: (z - mean) @ basis
+    if traj is not None:
+        for t in traj:
+            p = project(t)
+            ax.plot(p[:, 0], p[:, 1], color="0.8", lw=0.7, zorder=0)
+    p = project(pts)
+    if scale is None:
+        extent = np.ptp(np.concatenate([p, project(data)]), axis=0).max() if len(p) else 1.0
+        scale = 0.05 * (extent if extent > 0 else 1.0)
+    slow = np.asarray(fps.slow)[keep]
+    kwargs.setdefault("s", 36)
+    if fps.stability is None:  # not linearised: stability unknown
+        labels, names = np.zeros(len(pts), int), ("fixed point",)
+    else:
+        labels, names = np.asarray(fps.stability)[keep], fps.stability_names
+    for code, name in enumerate(names):
+        for hollow in (False, True):
+            sel = (labels == code) & (slow == hollow)
+            if not sel.any():
+                continue
+            colour = _STABILITY_COLOURS[code] if len(names) > 1 else "k"
+            ax.scatter(p[sel, 0], p[sel, 1], facecolors="none" if hollow else colour,
+                       edgecolors=colour, label=f"{name}{' (slow)' if hollow else ''}",
+                       zorder=3, **kwargs)
+    if directions and fps.eigvecs is not None and len(pts):
+        vecs = np.real(np.asarray(fps.eigvecs)[keep])
+        n_unst = np.asarray(fps.n_unstable)[keep]
+        for centre, v, m in zip(p, vecs, n_unst):
+            for j in range(int(m)):
+                d = v[:, j] @ basis
+                norm = np.linalg.norm(d)
+                if norm > 0:
+                    d = scale * d / norm
+                    ax.plot([centre[0] - d[0], centre[0] + d[0]],
+                            [centre[1] - d[1], centre[1] + d[1]], color="tab:red", lw=1.2,
+                            zorder=2)
+    ax.set_xlabel("PC 1" if n > 1 else "x")
+    ax.set_ylabel("PC 2" if n > 1 else "")
+    if len(pts):
+        ax.legend(loc="best", fontsize="small")
+    return ax
