@@ -42,7 +42,8 @@ def main():
         jd.save_model(HERE / f"{name}.eqx", model)
         report[name] = {"task": type(task).__name__, "architecture": arch, **kw,
                         "steps": steps, "learning_rate": lr, "score": round(score, 4),
-                        "loss": round(loss, 5), "final_train_loss": float(jnp.mean(hist.loss[-20:]))}
+                        "loss": round(loss, 5),
+                        "final_train_loss": float(jnp.mean(hist.loss[-20:]))}
         print(name, report[name])
     (HERE / "networks.json").write_text(json.dumps(report, indent=2) + "\n")
 
