@@ -53,6 +53,9 @@ def torch_rate(steps: int) -> tuple[float, float, float]:
     import torch
 
     warnings.filterwarnings("ignore")
+    # One intra-op thread: PyTorch's fastest setting for this size on two cores (51 against 44
+    # steps/s with two), and with more it fights the JAX thread pool already in this process.
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     dataset = ngym.Dataset("PerceptualDecisionMaking-v0", env_kwargs={"dt": 100},
                            batch_size=BATCH, seq_len=SEQ)

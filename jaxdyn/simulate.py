@@ -107,7 +107,8 @@ def simulate(
     explicit Runge–Kutta solver's tableau runs directly in `lax.scan` (no step-size control
     or dense output is needed), which is many times faster under `vmap` for small systems.
     Maps are iterated with `lax.scan` for `t1 − t0` steps, keeping every state. The call is
-    one compiled program; it works under `jax.jit`, `jax.vmap` (over `x0`, `args` or stacked models) and `jax.grad`.
+    one compiled program; it works under `jax.jit`, `jax.vmap` (over `x0`, `args` or stacked
+    models) and `jax.grad`.
 
     **Arguments:**
 
