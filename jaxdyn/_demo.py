@@ -16,7 +16,8 @@ import numpy as np
 def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
              n_traj: int = 8) -> dict:
     """Build a scaled random CTRNN, simulate `n_traj` trajectories of its autonomous flow,
-    linearise it at the origin, and write `demo.png` and `summary.json` into `out`."""
+    linearise it at the origin, find its fixed and slow points from states along the
+    trajectories, and write `demo.png` and `summary.json` into `out`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,6 +37,12 @@ def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
     jac = jd.jacobian(model, jnp.zeros(n_hidden), u)
     eig = np.asarray(jnp.linalg.eigvals(jac))
     n_unstable = int(jd.n_unstable(model, eig))
+    starts = jd.sample_states(jr.PRNGKey(seed + 1), traj, n=64, noise=0.1)
+    fps = jd.fixed_points(model, starts, u, method="q").unique(0.05)
+    keep = np.asarray(fps.valid & fps.converged)
+    fp_x = np.asarray(fps.x)[keep]
+    fp_unstable = np.asarray(fps.n_unstable)[keep]
+    n_slow = int(np.asarray(fps.valid & fps.slow).sum())
     elapsed = time.perf_counter() - start
 
     xs = np.asarray(traj.xs)
@@ -49,6 +56,15 @@ def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
     for p in pcs:
         ax0.plot(p[:, 0], p[:, 1], lw=0.8)
         ax0.plot(p[0, 0], p[0, 1], "k.", ms=4)
+    if len(fp_x):
+        fp_pc = (fp_x - mean) @ vt[:2].T
+        for sel, style, label in ((fp_unstable == 0, dict(c="k"), "stable"),
+                                  (fp_unstable > 0, dict(facecolors="w", edgecolors="k"),
+                                   "unstable")):
+            if sel.any():
+                ax0.scatter(fp_pc[sel, 0], fp_pc[sel, 1], s=40, zorder=3,
+                            label=f"{label} fixed point", **style)
+        ax0.legend(loc="upper left", fontsize=8)
     ax0.set(xlabel="PC 1", ylabel="PC 2",
             title=f"{n_traj} trajectories, N={n_hidden}, g={g} ({explained:.0%} var.)")
     tau = float(model.tau)
@@ -75,6 +91,9 @@ def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
         "all_integrations_succeeded": bool(np.all(np.asarray(traj.success))),
         "unstable_directions_at_origin": n_unstable,
         "max_real_eigenvalue_at_origin": float(eig.real.max()),
+        "fixed_points": int(len(fp_x)),
+        "fixed_point_unstable_directions": sorted(int(k) for k in fp_unstable),
+        "slow_points": n_slow,
         "variance_in_2_pcs": explained,
         "final_state_norm_mean": float(np.linalg.norm(xs[:, -1], axis=-1).mean()),
         "seconds": round(elapsed, 3),

@@ -34,6 +34,9 @@ def test_demo_writes_figure_and_summary(tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_hidden"] == 16 and summary["all_integrations_succeeded"]
+    # the origin is always an equilibrium of the bias-free network
+    assert summary["fixed_points"] >= 1
+    assert summary["unstable_directions_at_origin"] in summary["fixed_point_unstable_directions"]
     assert (out / "demo.png").stat().st_size > 1000
     assert not list(out.glob("*.tmp"))
 
