@@ -247,3 +247,13 @@ def test_per_network_gain_and_learning_rate():
     trained, hist = jd.train(models, task, keys, steps=4, batch_size=4, progress=False,
                              learning_rate=jnp.array([1e-3, 2e-3, 3e-3, 4e-3]))
     assert hist.loss.shape == (4, 4) and trained.W.shape == (4, 16, 16)
+
+
+def test_evaluate_under_filter_vmap_equals_loop(trained_network):
+    model, task = trained_network("pdm")
+    stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]) if eqx.is_array(x) else x,
+                                     model)
+    keys = jr.split(jr.PRNGKey(0), 2)
+    accs = eqx.filter_vmap(lambda m, k: jd.evaluate(m, task, k, 64))(stacked, keys)
+    for i in range(2):
+        np.testing.assert_allclose(accs[i], jd.evaluate(model, task, keys[i], 64))
