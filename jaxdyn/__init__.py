@@ -1,6 +1,6 @@
 """jaxdyn: train recurrent networks on cognitive tasks and reverse-engineer their dynamics."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
 
 from . import rnn as rnn, systems as systems, tasks as tasks
 from ._checkpoint import load_model as load_model, save_model as save_model
@@ -34,5 +34,5 @@ from .train import (
 
 try:
     __version__ = _version("jaxdyn")
-except PackageNotFoundError:  # running from a source tree that is not installed
+except _PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
