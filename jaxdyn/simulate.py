@@ -155,12 +155,12 @@ def simulate(
     solver = _resolve_solver(solver, dt)
     t0a = jnp.asarray(t0, x0.dtype)
     t1a = jnp.asarray(t1, x0.dtype)
-    if ts is None and dt is not None and _explicit_tableau(solver) is not None:
+    tableau = _explicit_tableau(solver)
+    if ts is None and dt is not None and tableau is not None:
         if not is_concrete((t0, t1, dt)):
             raise ValueError("with a fixed `dt`, `t0`, `t1` and `dt` set the number of steps and "
                              "must be concrete numbers; pass `ts` to save at traced times.")
-        span = float(np.asarray(t1)) - float(np.asarray(t0))
-        n_steps = int(math.ceil(span / float(np.asarray(dt)) - 1e-9))
+        n_steps = _n_steps(t0, t1, dt)
         stride = 1
         if n_save is not None:
             n_save = check_int(n_save, "n_save", minimum=2)
@@ -169,7 +169,7 @@ def simulate(
                                  f"steps; got n_save={n_save}.")
             stride = n_steps // (n_save - 1)
         return _fixed_step(system, x0, args, t0a, jnp.asarray(dt, x0.dtype),
-                           _explicit_tableau(solver), n_steps // stride, stride)
+                           tableau, n_steps // stride, stride)
     if ts is None:
         n_save = 101 if n_save is None else check_int(n_save, "n_save", minimum=2)
         ts = jnp.linspace(t0a, t1a, n_save)
@@ -177,8 +177,7 @@ def simulate(
         ts = check_state(ts, "ts")
     if dt is not None:
         if is_concrete((t0, t1, dt)):
-            span = float(np.asarray(t1)) - float(np.asarray(t0))
-            max_steps = int(math.ceil(span / float(np.asarray(dt)) - 1e-9)) + 1
+            max_steps = _n_steps(t0, t1, dt) + 1
         controller = diffrax.ConstantStepSize()
         dt0 = jnp.asarray(dt, x0.dtype)
     else:
@@ -187,6 +186,13 @@ def simulate(
         dt0 = None
     max_steps = check_int(max_steps, "max_steps")
     return _integrate_flow(system, x0, args, t0a, t1a, ts, dt0, solver, controller, max_steps)
+
+
+def _n_steps(t0, t1, dt) -> int:
+    """Fixed steps of size `dt` that cover `[t0, t1]` (concrete values; a last partial step
+    counts, up to rounding)."""
+    span = float(np.asarray(t1)) - float(np.asarray(t0))
+    return int(math.ceil(span / float(np.asarray(dt)) - 1e-9))
 
 
 def _explicit_tableau(solver):
