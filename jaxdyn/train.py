@@ -89,26 +89,29 @@ def _key_batch(key: Any) -> int | None:
     raise ValueError(f"`key` must be a PRNG key or a batch of keys; got shape {key.shape}.")
 
 
-def _loss_and_metrics(params, static, task, trial, key, noise_std, activity_reg, weight_reg,
-                      decision_weight):
-    model = eqx.combine(params, static)
-    if decision_weight != 1.0:
-        mask = trial.mask * jnp.where(trial.decision, decision_weight, 1.0)
-        trial = eqx.tree_at(lambda t: t.mask, trial, mask.astype(trial.mask.dtype))
-    keys = jr.split(key, trial.inputs.shape[0])
+def _run_batch(model, inputs, key=None, noise_std=0.0):
+    """`model.run` from the zero state over a batch of input sequences `[B, T, n_in]`, each
+    trial with its own noise key."""
     x0 = model.init_state()
+    if key is None:
+        return jax.vmap(lambda u: model.run(x0, u))(inputs)
+    keys = jr.split(key, inputs.shape[0])
+    return jax.vmap(lambda u, k: model.run(x0, u, key=k, noise_std=noise_std))(inputs, keys)
 
-    def one(inputs, k):
-        states, outputs = model.run(x0, inputs, key=k, noise_std=noise_std)
-        return states, outputs
 
-    states, outputs = jax.vmap(one)(trial.inputs, keys)
+def _loss_and_metrics(params, static, trial, key, cfg: _Config):
+    model = eqx.combine(params, static)
+    task = cfg.task
+    if cfg.decision_weight != 1.0:
+        mask = trial.mask * jnp.where(trial.decision, cfg.decision_weight, 1.0)
+        trial = eqx.tree_at(lambda t: t.mask, trial, mask.astype(trial.mask.dtype))
+    states, outputs = _run_batch(model, trial.inputs, key, cfg.noise_std)
     loss = task.loss(outputs, trial)
-    if activity_reg:
+    if cfg.activity_reg:
         rates = jax.vmap(jax.vmap(model.rates))(states)
-        loss = loss + activity_reg * jnp.mean(rates**2)
-    if weight_reg:
-        loss = loss + weight_reg * sum(jnp.sum(w**2) for w in _recurrent_weights(model))
+        loss = loss + cfg.activity_reg * jnp.mean(rates**2)
+    if cfg.weight_reg:
+        loss = loss + cfg.weight_reg * sum(jnp.sum(w**2) for w in _recurrent_weights(model))
     return loss, task.score(outputs, trial)
 
 
@@ -144,9 +147,7 @@ class _Config(eqx.Module):
 def _step(params, opt_state, alive, static, key, step, cfg: _Config):
     trial = cfg.task.sample(jr.fold_in(key, step), cfg.batch_size)
     grad_fn = eqx.filter_value_and_grad(_loss_and_metrics, has_aux=True)
-    (loss, acc), grads = grad_fn(params, static, cfg.task, trial, jr.fold_in(key, -1 - step),
-                                 cfg.noise_std, cfg.activity_reg, cfg.weight_reg,
-                                 cfg.decision_weight)
+    (loss, acc), grads = grad_fn(params, static, trial, jr.fold_in(key, -1 - step), cfg)
     updates, new_opt = cfg.optimizer.update(grads, opt_state, params)
     new_params = eqx.apply_updates(params, updates)
     # From the first non-finite loss on, a network keeps its last good parameters for the rest
@@ -350,6 +351,5 @@ def evaluate(model: Any, task: Any, key: PRNGKeyArray, batch_size: int = 256) ->
     `score`: NeuroGym's decision-epoch accuracy for choice tasks). `eqx.filter_vmap` over
     stacked models and keys evaluates many networks at once."""
     trial = task.sample(key, batch_size)
-    x0 = model.init_state()
-    _, outputs = jax.vmap(lambda u: model.run(x0, u))(trial.inputs)
+    _, outputs = _run_batch(model, trial.inputs)
     return task.score(outputs, trial)
