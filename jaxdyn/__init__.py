@@ -2,9 +2,28 @@
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
 
-from . import rnn as rnn, systems as systems, tasks as tasks
+from . import plot as plot, rnn as rnn, systems as systems, tasks as tasks
 from ._checkpoint import load_model as load_model, save_model as save_model
+from ._fixed_points import FixedPoints as FixedPoints, fixed_points as fixed_points
 from ._inputs import PiecewiseConstant as PiecewiseConstant
+from ._newton import (
+    AbstractNewtonStrategy as AbstractNewtonStrategy,
+    Fallback as Fallback,
+    LevenbergMarquardt as LevenbergMarquardt,
+    Newton as Newton,
+    NewtonQ as NewtonQ,
+    NewtonResult as NewtonResult,
+    newton_solve as newton_solve,
+    newton_solve_batch as newton_solve_batch,
+)
+from ._progress import (
+    AbstractProgressMeter as AbstractProgressMeter,
+    NoProgressMeter as NoProgressMeter,
+    TqdmProgressMeter as TqdmProgressMeter,
+)
+from ._simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
+from ._solution import RESULTS as RESULTS
+from ._starts import sample_states as sample_states
 from ._system import (
     AbstractFlow as AbstractFlow,
     AbstractMap as AbstractMap,
@@ -18,13 +37,7 @@ from ._system import (
     n_unstable as n_unstable,
     residual as residual,
 )
-from .fixed_points import (
-    FixedPoints as FixedPoints,
-    fixed_points as fixed_points,
-    sample_states as sample_states,
-)
-from .simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
-from .train import (
+from ._train import (
     History as History,
     TrainingDiverged as TrainingDiverged,
     evaluate as evaluate,

@@ -38,7 +38,7 @@ def run_demo(out: Path, *, n_hidden: int = 64, g: float = 1.5, seed: int = 0,
     eig = np.asarray(jnp.linalg.eigvals(jac))
     n_unstable = int(jd.n_unstable(model, eig))
     starts = jd.sample_states(jr.PRNGKey(seed + 1), traj, n=64, noise=0.1)
-    fps = jd.fixed_points(model, starts, u, method="q").unique(0.05)
+    fps = jd.fixed_points(model, starts, u).unique()
     keep = np.asarray(fps.valid & fps.converged)
     fp_x = np.asarray(fps.x)[keep]
     fp_unstable = np.asarray(fps.n_unstable)[keep]

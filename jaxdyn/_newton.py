@@ -1,32 +1,40 @@
 """The globalised Newton core shared by fixed points, continuation correctors, bifurcation
 refinement and reduced models.
 
-One problem at a time: `newton_solve(fn, x0, args)` drives a damped-Newton strategy
-(`init` / `step`, with termination folded into the state) in a single `lax.while_loop` and
-returns a `NewtonResult` with a per-problem status; nothing raises inside traced code. Callers
-`vmap` it over starts, inputs or models, or use `newton_solve_batch`, which runs the same
-strategy over a work queue so that one slow start does not hold the others back.
+One driver owns the loop. `newton_solve_batch(fn, x0s, args)` runs a strategy over a work
+queue: one `lax.while_loop` steps `slots` problems together (a `vmap` of the strategy's
+`step`), and a problem that finishes hands its slot to the next waiting one, so the total work
+follows the mean number of iterations rather than the slowest problem. `newton_solve` is the
+queue with one problem and one slot. Nothing raises inside: divergence, non-finite values and
+stalls become the per-problem `RESULTS` status, and `x` is always the last finite iterate.
 
-Both strategies minimise q(x) = ½‖f(x)‖² by damped Newton steps on a local quadratic model
-`q + gᵀδ + ½δᵀAδ`, solving `(A + μI) δ = −g` with lineax and adapting the damping `μ` from the
-ratio of actual to predicted decrease (Levenberg 1944; Marquardt 1963; the update of
-Nielsen 1999). They differ in the model Hessian `A`:
+Strategies (`eqx.Module`s with `init` / `step`):
 
-- `LevenbergMarquardt`: `A = JᵀJ` (Gauss–Newton). Near a regular root the step is Newton's
-  step on `f = 0` and convergence is quadratic; a singular Jacobian costs only damping.
-- `NewtonQ`: `A = ∇²q`, the exact Hessian of q. It converges quadratically to every local
-  minimum of q, including minima with q > 0: the *slow points* of Sussillo & Barak (2013).
+- `Newton`: Newton's step `J δ = −f` with a backtracking line search on q = ½‖f‖² (Dennis &
+  Schnabel 1983, §6.3). One LU factorisation a step; fails fast where the Jacobian is singular
+  or the Newton direction does not lower q.
+- `LevenbergMarquardt`: damped Gauss–Newton steps `(JᵀJ + μI) δ = −Jᵀf`; robust far from a
+  root, works for non-square `f` (least squares).
+- `NewtonQ`: damped Newton on q with its exact Hessian, `(∇²q + μI) δ = −∇q`. Converges
+  quadratically to every local minimum of q, including minima with q > 0: the *slow points*
+  of Sussillo & Barak (2013).
+- `Fallback(first, then)`: runs `first`; problems it leaves unresolved restart from its last
+  iterate with `then` (by default `Fallback(Newton(), NewtonQ())`: cheap Newton steps for the
+  starts that reach a root, exact-Hessian steps for the rest).
 
-Why not `optimistix.root_find`: its solvers stop on the size of the last step, while callers
-here need a residual test, a slow-point status and the last finite iterate. The implicit
-gradient is the usual one (`optimistix.ImplicitAdjoint` does the same), written as an
-`eqx.filter_custom_vjp` so that the backward pass can drop problems that did not converge.
+Every strategy converges in two tiers: the residual `‖f‖∞ ≤ tol`, then the step: iterations go
+on until a Newton step is no larger than `tol` (relative to `max(1, ‖x‖∞)`) or no longer
+lowers q (the rounding floor; such a step must still be below `√tol`). The size of that last step is reported as `error`, an estimate of the
+distance to the exact root: near a singular Jacobian a small residual can hide a large error
+in `x`, and it is this error that decides which points are the same.
+
+The implicit gradient is the usual one (`optimistix.ImplicitAdjoint` does the same), written as
+an `eqx.filter_custom_vjp` so that the backward pass can drop problems that did not converge.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -36,35 +44,15 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
+from ._progress import AbstractProgressMeter, NoProgressMeter
+from ._solution import RESULTS
+
 _ACCEPT = 1e-4  # smallest ratio of actual to predicted decrease that accepts a step
 _PATIENCE = 5  # iterations in a row without progress before the iteration counts as stalled
 
 
-class RESULTS(eqx.Enumeration):
-    """Per-problem outcome of `newton_solve`."""
-
-    successful = ""
-    max_steps_reached = (
-        "The solver ran out of steps before ‖f(x)‖∞ ≤ tol. Raise `max_steps`, loosen `tol`, "
-        "or use method='q' to also accept slow points."
-    )
-    slow_point = (
-        "The solver reached a local minimum of q = ½‖f(x)‖² with q > 0 (a slow point), not "
-        "a root."
-    )
-    stagnated = (
-        "No step decreases ‖f(x)‖ any more: the iterate is at a minimum of ‖f‖ that is not a "
-        "root, or the Jacobian is singular there. Try other starts, or method='q' to report "
-        "such points as slow points."
-    )
-    nonfinite = (
-        "The residual or its derivatives are not finite at the current iterate; the last "
-        "finite iterate is returned."
-    )
-
-
 class NewtonResult(eqx.Module):
-    """The solution of one problem.
+    """The solution of one problem (or a batch, with the batch on axis 0 of every field).
 
     **Fields:**
 
@@ -72,7 +60,10 @@ class NewtonResult(eqx.Module):
       carries implicit-function-theorem gradients with respect to `args`.
     - `residual`: `‖f(x)‖∞`.
     - `q`: `½‖f(x)‖²`.
-    - `converged`: `residual ≤ tol`.
+    - `error`: the size `‖δ‖∞` of the last Newton step, an estimate of the distance from `x`
+      to the exact solution (of the root, or of the minimum of q for a slow point).
+    - `converged`: `result == RESULTS.successful`: `residual ≤ tol`, and the last Newton step
+      below `tol` (relative to `max(1, ‖x‖∞)`) or at the rounding floor below `√tol`.
     - `steps`: iterations taken (accepted and rejected trial steps).
     - `result`: a `RESULTS` item.
     """
@@ -80,9 +71,24 @@ class NewtonResult(eqx.Module):
     x: Float[Array, " n"]
     residual: Float[Array, ""]
     q: Float[Array, ""]
+    error: Float[Array, ""]
     converged: Bool[Array, ""]
     steps: Int[Array, ""]
     result: RESULTS
+
+
+class Problem(eqx.Module):
+    """A residual `fn(x, args)` with an optional dense Jacobian `jac(x, args)` (default:
+    forward-mode autodiff of `fn`). Systems with a cheap closed-form Jacobian (the RNN zoo)
+    pass it here."""
+
+    fn: Callable = eqx.field(static=True)
+    jac: Callable | None = eqx.field(static=True, default=None)
+
+    def jacobian(self, x: Array, args: PyTree) -> Array:
+        if self.jac is not None:
+            return self.jac(x, args)
+        return jax.jacfwd(self.fn)(x, args)
 
 
 class _State(eqx.Module):
@@ -93,48 +99,164 @@ class _State(eqx.Module):
     nu: Array
     stall: Array
     steps: Array
+    last_step: Array  # ‖δ‖∞ of the last step computed (the error estimate)
     done: Array
     result: RESULTS
+    lin_result: RESULTS  # the last linear solve's status (reported if the problem never ends)
 
 
-class AbstractDampedNewton(eqx.Module):
-    """A damped Newton strategy for q(x) = ½‖f(x)‖², run by `newton_solve`.
+def _initial_state(problem: Problem, x: Array, args: PyTree, tol: Array) -> _State:
+    f = problem.fn(x, args)
+    q = 0.5 * jnp.sum(f**2)
+    finite = jnp.all(jnp.isfinite(f))
+    result = RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite)
+    zero = jnp.zeros((), jnp.int32)
+    inf = jnp.asarray(jnp.inf, q.dtype)
+    exact = finite & jnp.all(f == 0)
+    return _State(x=x, f=f, q=q, mu=-jnp.ones((), q.dtype), nu=jnp.asarray(2.0, q.dtype),
+                  stall=zero, steps=zero, last_step=jnp.where(exact, 0.0, inf),
+                  done=exact | ~finite, result=result,
+                  lin_result=RESULTS.successful)
 
-    Final subclasses provide `model`, the gradient and Hessian of the local quadratic model,
-    and `stall_result`, the status reported when q stops decreasing away from a root.
+
+def _advance(state: _State, x_try, f_try, q_try, accept, size, tol, *, slow=False,
+             failed=False, fail_result=RESULTS.stagnated, stalled=False,
+             stall_result=RESULTS.stagnated, **extra) -> _State:
+    """The shared end of every strategy's step: take or reject the trial point, then decide
+    whether the problem is finished and with which status.
+
+    `size` is `‖δ‖∞` of the (undamped where possible) step just computed. A problem whose
+    residual is below `tol` goes on until that step is below `tol·max(1, ‖x‖∞)` (so that `x`
+    is as accurate as the residual promises) or no longer lowers q (the rounding floor).
+    """
+    x = jnp.where(accept, x_try, state.x)
+    f = jnp.where(accept, f_try, state.f)
+    q = jnp.where(accept, q_try, state.q)
+    small_res = jnp.max(jnp.abs(f)) <= tol
+    scale = jnp.maximum(1.0, jnp.max(jnp.abs(x)))
+    exact = accept & (q == 0)
+    polished = small_res & (size <= tol * scale)
+    # Steps that no longer lower q with a small residual have met the rounding floor; they
+    # must be small, though (below √tol), or the residual only looks small (f = eˣ, x → −∞).
+    floor = small_res & (~accept | (q > 0.9 * state.q)) & (size <= jnp.sqrt(tol) * scale)
+    converged = polished | floor | exact
+    size = jnp.where(exact, 0.0, size)
+    result = RESULTS.where(
+        converged, RESULTS.successful,
+        RESULTS.where(slow, RESULTS.slow_point,
+                      RESULTS.where(failed, fail_result,
+                                    RESULTS.where(stalled, stall_result, RESULTS.successful))))
+    done = converged | slow | failed | stalled
+    return eqx.tree_at(
+        lambda s: (s.x, s.f, s.q, s.steps, s.last_step, s.done, s.result,
+                   *(getattr(s, k) for k in extra)),
+        state,
+        (x, f, q, state.steps + 1, size, done, result, *extra.values()),
+    )
+
+
+class AbstractNewtonStrategy(eqx.Module):
+    """An iteration for `fn(x, args) = 0`, run by `newton_solve_batch`.
+
+    Final subclasses implement `step(problem, state, args, tol) -> state`, which must end in
+    the shared `_advance`.
+    """
+
+    def init(self, problem: Problem, x: Array, args: PyTree, tol: Array) -> _State:
+        return _initial_state(problem, x, args, tol)
+
+    @abc.abstractmethod
+    def step(self, problem: Problem, state: _State, args: PyTree, tol: Array) -> _State:
+        """One iteration from `state`."""
+
+    def stages(self) -> tuple[AbstractNewtonStrategy, ...]:
+        """The strategies run one after the other (see `Fallback`); one for a plain one."""
+        return (self,)
+
+
+class Newton(AbstractNewtonStrategy):
+    """Newton's method with a backtracking line search on q = ½‖f‖².
+
+    Each step solves `J δ = −f` (one LU factorisation; `J` from the problem's Jacobian, in
+    closed form for the RNN zoo) and halves the step length from 1 until q falls by the
+    Armijo condition `q(x + αδ) ≤ (1 − 2·10⁻⁴α) q(x)`. The Newton direction always lowers q
+    where `J` is invertible, so the iteration stops only at a root, at a singular Jacobian,
+    or where rounding defeats the search: those problems end `stagnated` (or `singular`),
+    ready to be handed to a strategy that reports slow points (`Fallback`).
+
+    **Arguments:**
+
+    - `linear_solver`: a lineax solver for `J δ = −f` (default `lx.LU()`).
+    - `max_backtracks`: step halvings before the search gives up (default 12).
+
+    Reference: J. E. Dennis and R. B. Schnabel, "Numerical Methods for Unconstrained
+    Optimization and Nonlinear Equations", Prentice-Hall 1983, §6.3.
+    """
+
+    linear_solver: lx.AbstractLinearSolver = lx.LU()
+    max_backtracks: int = eqx.field(static=True, default=12)
+
+    def step(self, problem, state, args, tol):
+        x, q = state.x, state.q
+        jac = problem.jacobian(x, args)
+        sol = lx.linear_solve(lx.MatrixLinearOperator(jac), -state.f, self.linear_solver,
+                              throw=False)
+        delta = sol.value
+        solved = jnp.all(jnp.isfinite(delta)) & (sol.result == lx.RESULTS.successful)
+        delta = jnp.where(solved, delta, 0.0)
+
+        def trial(alpha):
+            f = problem.fn(x + alpha * delta, args)
+            qq = 0.5 * jnp.sum(f**2)
+            ok = jnp.isfinite(qq) & (qq <= (1.0 - 2.0 * _ACCEPT * alpha) * q)
+            return f, qq, ok
+
+        def more(c):
+            alpha, _, _, ok, k = c
+            return ~ok & (k < self.max_backtracks)
+
+        def halve(c):
+            alpha, _, _, _, k = c
+            alpha = 0.5 * alpha
+            f, qq, ok = trial(alpha)
+            return alpha, f, qq, ok, k + 1
+
+        one = jnp.ones((), q.dtype)
+        f1, q1, ok1 = trial(one)
+        alpha, f_try, q_try, ok, _ = jax.lax.while_loop(more, halve, (one, f1, q1, ok1, 0))
+        accept = solved & ok
+        size = jnp.where(solved, jnp.max(jnp.abs(delta)), jnp.inf)
+        # A linear solve that failed says so; a non-finite step means a singular Jacobian;
+        # otherwise the line search found no decrease of q.
+        lin_ok = sol.result == lx.RESULTS.successful
+        fail_result = RESULTS.where(
+            lin_ok, RESULTS.where(solved, RESULTS.stagnated, RESULTS.singular),
+            RESULTS.promote(sol.result))
+        return _advance(state, x + alpha * delta, f_try, q_try, accept, size, tol,
+                        failed=~accept, fail_result=fail_result)
+
+
+class AbstractDampedNewton(AbstractNewtonStrategy):
+    """A damped Newton strategy for q(x) = ½‖f(x)‖² on a local quadratic model
+    `q + gᵀδ + ½δᵀAδ`, solving `(A + μI) δ = −g` with lineax and adapting the damping `μ`
+    from the ratio of actual to predicted decrease (Levenberg 1944; Marquardt 1963; the update
+    of Nielsen 1999). Final subclasses provide `model`, the gradient and Hessian of the model.
     """
 
     linear_solver: eqx.AbstractVar[lx.AbstractLinearSolver]
     tau: eqx.AbstractVar[float]
-    stall_result: eqx.AbstractClassVar[RESULTS]
+    reports_slow_points: eqx.AbstractClassVar[bool]
 
     @abc.abstractmethod
-    def model(self, fn: Callable, x: Array, args: PyTree) -> tuple[Array, Array, Callable]:
+    def model(self, problem: Problem, x: Array, args: PyTree) -> tuple[Array, Array, Callable]:
         """Return `(f(x), ∇q(x), v ↦ A v)` for the model Hessian `A`."""
 
-    def reports_slow_points(self) -> bool:
-        return self.stall_result == RESULTS.slow_point
-
-    def init(self, fn: Callable, x: Array, args: PyTree, tol: Array) -> _State:
-        # Only one evaluation of f: the damping is set by the first step, from the model it
-        # builds anyway (so that refilling a slot of `newton_solve_batch` is cheap).
-        f = fn(x, args)
-        q = 0.5 * jnp.sum(f**2)
-        finite = jnp.all(jnp.isfinite(f))
-        conv = finite & (jnp.max(jnp.abs(f)) <= tol)
-        result = RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite)
-        zero = jnp.zeros((), jnp.int32)
-        return _State(x=x, f=f, q=q, mu=-jnp.ones((), q.dtype), nu=jnp.asarray(2.0, q.dtype),
-                      stall=zero, steps=zero, done=conv | ~finite, result=result)
-
-    def step(self, fn: Callable, state: _State, args: PyTree, tol: Array) -> _State:
+    def step(self, problem, state, args, tol):
         x, q = state.x, state.q
         eps = jnp.finfo(x.dtype).eps
-        f, g, matvec = self.model(fn, x, args)
+        f, g, matvec = self.model(problem, x, args)
         g_ok = jnp.all(jnp.isfinite(g))
         g = jnp.where(g_ok, g, 0.0)
-        slow = g_ok & (jnp.max(jnp.abs(g)) <= tol * jnp.max(jnp.abs(f)))
-        slow = slow & self.reports_slow_points()
 
         # Initial damping: τ times the model's curvature along the gradient (a scale-free
         # stand-in for τ·max diag A that also works matrix-free).
@@ -146,12 +268,13 @@ class AbstractDampedNewton(eqx.Module):
             lambda v: matvec(v) + mu * v, jax.ShapeDtypeStruct(x.shape, x.dtype),
             lx.positive_semidefinite_tag,
         )
-        delta = lx.linear_solve(operator, -g, self.linear_solver, throw=False).value
+        sol = lx.linear_solve(operator, -g, self.linear_solver, throw=False)
+        delta = sol.value
         pred = 0.5 * (mu * jnp.sum(delta**2) - jnp.sum(g * delta))
         delta_ok = jnp.all(jnp.isfinite(delta))
         delta = jnp.where(delta_ok, delta, 0.0)
         x_try = x + delta
-        f_try = fn(x_try, args)
+        f_try = problem.fn(x_try, args)
         q_try = 0.5 * jnp.sum(f_try**2)
         ok = delta_ok & jnp.all(jnp.isfinite(f_try)) & jnp.isfinite(q_try) & (pred > 0)
         rho = jnp.where(ok, (q - q_try) / jnp.where(ok, pred, 1.0), -jnp.inf)
@@ -164,37 +287,33 @@ class AbstractDampedNewton(eqx.Module):
         nu_new = jnp.where(accept, 2.0, jnp.minimum(2.0 * state.nu, 2.0**60))
         # No progress: an accepted step that barely lowers q, or a rejected step so short
         # (relative size √eps) that only a stationary point of q can explain the rejection.
-        tiny = jnp.max(jnp.abs(delta)) <= jnp.sqrt(eps) * (jnp.max(jnp.abs(x)) + jnp.sqrt(eps))
+        size = jnp.where(delta_ok, jnp.max(jnp.abs(delta)), jnp.inf)
+        scale = jnp.maximum(1.0, jnp.max(jnp.abs(x)))
+        tiny = size <= jnp.sqrt(eps) * scale
         idle = jnp.where(accept, q - q_try <= 8 * eps * q, delta_ok & tiny)
         stall = jnp.where(idle, state.stall + 1, 0)
-
-        x_new = jnp.where(accept, x_try, x)
-        f_new = jnp.where(accept, f_try, state.f)
-        q_new = jnp.where(accept, q_try, q)
-        conv = jnp.max(jnp.abs(f_new)) <= tol
-        stalled = stall >= _PATIENCE
-        result = RESULTS.where(
-            conv, RESULTS.successful,
-            RESULTS.where(slow, RESULTS.slow_point,
-                          RESULTS.where(~g_ok, RESULTS.nonfinite,
-                                        RESULTS.where(stalled, self.stall_result,
-                                                      RESULTS.successful))))
-        done = conv | slow | ~g_ok | stalled
-        # A problem already found slow (or non-finite) at this iterate does not move.
-        halt = slow | ~g_ok
-        return _State(
-            x=jnp.where(halt, x, x_new), f=jnp.where(halt, state.f, f_new),
-            q=jnp.where(halt, q, q_new), mu=mu_new, nu=nu_new, stall=stall,
-            steps=state.steps + 1, done=done, result=result,
-        )
+        slow = jnp.zeros((), bool)
+        if self.reports_slow_points:
+            # A minimum of q away from a root: the gradient vanishes relative to f, or the
+            # exact-Hessian steps have shrunk below tol.
+            slow = g_ok & ((jnp.max(jnp.abs(g)) <= tol * jnp.max(jnp.abs(f)))
+                           | (accept & (size <= tol * scale)))
+        # A failed linear solve (an indefinite damped model) only rejects the step and raises
+        # the damping; its status is kept in case the problem never finishes.
+        stall_result = RESULTS.slow_point if self.reports_slow_points else RESULTS.stagnated
+        return _advance(state, x_try, f_try, q_try, accept & ~slow & g_ok, size, tol,
+                        slow=slow & (jnp.max(jnp.abs(f)) > tol), failed=~g_ok,
+                        fail_result=RESULTS.nonfinite, stalled=stall >= _PATIENCE,
+                        stall_result=stall_result, mu=mu_new, nu=nu_new, stall=stall,
+                        lin_result=RESULTS.promote(sol.result))
 
 
 class LevenbergMarquardt(AbstractDampedNewton):
     """Levenberg–Marquardt: damped Gauss–Newton steps `(JᵀJ + μI) δ = −Jᵀf`.
 
-    The default root finder: Newton's method on `f(x) = 0` far from trouble, gradient descent
-    on q when the Jacobian is singular or the start is far. Stalling away from a root is
-    reported as `RESULTS.stagnated`. Works for non-square `f` too (least squares).
+    Newton's method on `f(x) = 0` far from trouble, gradient descent on q when the Jacobian
+    is singular or the start is far. Stalling away from a root is reported as
+    `RESULTS.stagnated`. Works for non-square `f` too (least squares).
 
     **Arguments:**
 
@@ -210,10 +329,10 @@ class LevenbergMarquardt(AbstractDampedNewton):
 
     linear_solver: lx.AbstractLinearSolver = lx.Cholesky()
     tau: float = 1e-3
-    stall_result: ClassVar[RESULTS] = RESULTS.stagnated
+    reports_slow_points: ClassVar[bool] = False
 
-    def model(self, fn, x, args):
-        f, jvp = jax.linearize(lambda y: fn(y, args), x)
+    def model(self, problem, x, args):
+        f, jvp = jax.linearize(lambda y: problem.fn(y, args), x)
         vjp = jax.linear_transpose(jvp, x)
         (g,) = vjp(f)
         return f, g, lambda v: vjp(jvp(v))[0]
@@ -223,8 +342,9 @@ class NewtonQ(AbstractDampedNewton):
     """Damped Newton on q = ½‖f‖² with its exact Hessian: `(∇²q + μI) δ = −∇q`.
 
     Finds roots of `f` and slow points, the local minima of q with q > 0, both with quadratic
-    convergence. A point where `‖∇q‖∞ ≤ tol·‖f‖∞`, or where q stops decreasing, is reported as
-    `RESULTS.slow_point` unless `‖f‖∞ ≤ tol`.
+    convergence. A point where `‖∇q‖∞ ≤ tol·‖f‖∞`, where the Newton steps on q shrink below
+    `tol`, or where q stops decreasing, is reported as `RESULTS.slow_point` unless
+    `‖f‖∞ ≤ tol`.
 
     **Arguments:** as `LevenbergMarquardt`.
 
@@ -234,16 +354,36 @@ class NewtonQ(AbstractDampedNewton):
 
     linear_solver: lx.AbstractLinearSolver = lx.Cholesky()
     tau: float = 1e-3
-    stall_result: ClassVar[RESULTS] = RESULTS.slow_point
+    reports_slow_points: ClassVar[bool] = True
 
-    def model(self, fn, x, args):
+    def model(self, problem, x, args):
         def grad_q(y):
-            r = fn(y, args)
-            _, vjp = jax.vjp(lambda z: fn(z, args), y)
+            r = problem.fn(y, args)
+            _, vjp = jax.vjp(lambda z: problem.fn(z, args), y)
             return vjp(r)[0], r
 
         g, hvp, f = jax.linearize(grad_q, x, has_aux=True)
         return f, g, hvp
+
+
+class Fallback(AbstractNewtonStrategy):
+    """Run `first`; problems it does not resolve (neither converged nor a slow point) restart
+    from its last iterate with `then`. Steps add up.
+
+    **Arguments:**
+
+    - `first`: the cheap strategy (default `Newton()`).
+    - `then`: the robust one (default `NewtonQ()`, which also reports slow points).
+    """
+
+    first: AbstractNewtonStrategy = Newton()
+    then: AbstractNewtonStrategy = NewtonQ()
+
+    def stages(self):
+        return self.first.stages() + self.then.stages()
+
+    def step(self, problem, state, args, tol):
+        raise ValueError("`Fallback` is run stage by stage by `newton_solve_batch`.")
 
 
 def newton_solve(
@@ -253,14 +393,14 @@ def newton_solve(
     *,
     tol: Any,
     max_steps: int = 100,
-    solver: AbstractDampedNewton | None = None,
+    solver: AbstractNewtonStrategy | None = None,
+    jac: Callable | None = None,
 ) -> NewtonResult:
     """Solve `fn(x, args) = 0` from `x0` by a globalised Newton method.
 
-    A single problem in a single `lax.while_loop`; `vmap` it for batches. Nothing raises
-    inside: divergence, non-finite values and stalls become the `result` status, and `x` is
-    always the last finite iterate. Gradients of `x` with respect to `args` (every inexact
-    array in the PyTree, e.g. `(model, input)`) follow from the implicit function theorem,
+    The work queue of `newton_solve_batch` with one problem; `vmap` it for batches, or call
+    `newton_solve_batch`. Gradients of `x` with respect to `args` (every inexact array in the
+    PyTree, e.g. `(model, input)`) follow from the implicit function theorem,
     `dx/dθ = −(∂f/∂x)⁻¹ ∂f/∂θ`, without differentiating through the iterations; they are
     zero for problems that did not converge. Put everything to be differentiated in `args`,
     not in a closure of `fn`.
@@ -268,31 +408,19 @@ def newton_solve(
     **Arguments:**
 
     - `fn`: the residual `fn(x, args) -> f`, a 1-D array (same size as `x` for gradients).
-      Continuation correctors pass an augmented system here.
     - `x0`: the start, shape `(n,)`.
     - `args`: a PyTree passed to `fn`.
-    - `tol`: convergence when `‖f(x)‖∞ ≤ tol` (may be a traced scalar).
+    - `tol`: convergence when `‖f(x)‖∞ ≤ tol` (may be a traced scalar); the iteration then
+      polishes `x` until a step is below `tol` (see the module docstring).
     - `max_steps`: the bound on iterations (a Python int).
-    - `solver`: `LevenbergMarquardt()` (default) or `NewtonQ()`.
+    - `solver`: a strategy; default `LevenbergMarquardt()` (any residual, square or not).
+    - `jac`: an optional dense Jacobian `jac(x, args)` of `fn`.
 
     **Returns:** a `NewtonResult`.
     """
-    solver = LevenbergMarquardt() if solver is None else solver
-    tol = jnp.asarray(tol, x0.dtype)
-    args_nd = jax.tree_util.tree_map(
-        lambda a: jax.lax.stop_gradient(a) if eqx.is_array(a) else a, args)
-    state = solver.init(fn, jax.lax.stop_gradient(x0), args_nd, tol)
-    state = jax.lax.while_loop(
-        lambda s: ~s.done & (s.steps < max_steps),
-        lambda s: solver.step(fn, s, args_nd, tol),
-        state,
-    )
-    result = RESULTS.where(state.done, state.result, RESULTS.max_steps_reached)
-    converged = result == RESULTS.successful
-    x = _implicit(args, state.x, fn, converged)
-    residual = jnp.max(jnp.abs(state.f))
-    return NewtonResult(x=x, residual=residual, q=state.q, converged=converged,
-                        steps=state.steps, result=result)
+    out = newton_solve_batch(fn, x0[None], args, tol=tol, max_steps=max_steps, solver=solver,
+                             slots=1, jac=jac)
+    return jax.tree_util.tree_map(lambda a: a[0], out)
 
 
 def newton_solve_batch(
@@ -303,17 +431,19 @@ def newton_solve_batch(
     args_axes: Any = None,
     tol: Any,
     max_steps: int = 100,
-    solver: AbstractDampedNewton | None = None,
+    solver: AbstractNewtonStrategy | None = None,
     slots: int | None = None,
-    progress: bool = False,
+    progress: AbstractProgressMeter = NoProgressMeter(),
+    jac: Callable | None = None,
 ) -> NewtonResult:
-    """`newton_solve` for a batch of starts, `slots` problems at a time from a work queue.
+    """Solve `fn(x, args) = 0` from a batch of starts, `slots` problems at a time from a
+    work queue.
 
-    A plain `vmap` of `newton_solve` runs every problem for as many iterations as the slowest
-    one needs. Here one `lax.while_loop` steps `slots` problems together (a `vmap` of the
-    strategy's `step`); a problem that finishes writes its result and its slot takes the next
-    waiting start. The work is then about the *mean* number of iterations, the working memory
-    that of `slots` problems. The results equal those of `newton_solve` on each start.
+    A plain `vmap` runs every problem for as many iterations as the slowest one needs. Here
+    one `lax.while_loop` steps `slots` problems together; a problem that finishes writes its
+    result and its slot takes the next waiting start. The work then follows the *mean*
+    number of iterations, the working memory that of `slots` problems. The results equal
+    those of `newton_solve` on each start.
 
     **Arguments:** as `newton_solve`, plus
 
@@ -321,88 +451,111 @@ def newton_solve_batch(
     - `args_axes`: which parts of `args` are batched, as `in_axes` of `eqx.filter_vmap`: a
       prefix of `args` with `None` (shared by all starts, the default) or `0` (one per start
       on axis 0), e.g. `(None, 0)` for `args = (model, inputs)`.
-    - `slots`: problems in flight (default: the whole batch, a plain `vmap`).
-    - `progress`: a tqdm bar over finished problems (through a host callback).
+    - `slots`: problems in flight (default: the whole batch).
+    - `progress`: a progress meter over finished problems (default none).
 
     **Returns:** a `NewtonResult` whose fields carry the batch on axis 0.
     """
     solver = LevenbergMarquardt() if solver is None else solver
+    problem = Problem(fn, jac)
     batch = x0s.shape[0]
     slots = batch if slots is None else max(1, min(int(slots), batch))
     tol = jnp.asarray(tol, x0s.dtype)
     nondiff = jax.tree_util.tree_map(
         lambda a: jax.lax.stop_gradient(a) if eqx.is_array(a) else a, args)
-    x0s = jax.lax.stop_gradient(x0s)
+    states = None
+    steps = jnp.zeros(batch, jnp.int32)
+    for k, stage in enumerate(solver.stages()):
+        start = jax.lax.stop_gradient(x0s) if states is None else states.x
+        todo = None if states is None else ~_resolved(states)
+        states = _queue(problem, stage, start, nondiff, args_axes, tol, max_steps, slots,
+                        progress, todo, states)
+        steps = steps + states.steps
+    residual = jnp.max(jnp.abs(states.f), axis=-1)
+    # Out of steps: say so, or pass on the failure of the last linear solve that kept the
+    # iteration from moving.
+    unfinished = jax.vmap(lambda lin: RESULTS.where(
+        lin == RESULTS.successful, RESULTS.nonlinear_max_steps_reached, lin))(states.lin_result)
+    result = jax.vmap(lambda d, c, u: RESULTS.where(d, c, u))(states.done, states.result,
+                                                             unfinished)
+    converged = jnp.asarray(result._value == RESULTS.successful._value)
+    x = eqx.filter_vmap(lambda a, xi, c: _implicit(a, xi, fn, c), in_axes=(args_axes, 0, 0))(
+        args, states.x, converged)
+    return NewtonResult(x=x, residual=residual, q=states.q, error=states.last_step,
+                        converged=converged, steps=steps, result=result)
 
-    def args_of(i):
-        take = lambda a: a[i] if eqx.is_array(a) else a
-        return jax.tree_util.tree_map(
-            lambda ax, sub: sub if ax is None else jax.tree_util.tree_map(take, sub),
-            args_axes, nondiff, is_leaf=lambda z: z is None)
 
-    init = eqx.filter_vmap(lambda x, a: solver.init(fn, x, a, tol), in_axes=(0, args_axes))
-    step = eqx.filter_vmap(lambda st, a: solver.step(fn, st, a, tol), in_axes=(0, args_axes))
+def _resolved(states: _State) -> Array:
+    ok = (RESULTS.successful._value, RESULTS.slow_point._value)
+    code = states.result._value
+    return states.done & ((code == ok[0]) | (code == ok[1]))
+
+
+def _take(tree: PyTree, axes: Any, i: Array) -> PyTree:
+    take = lambda a: a[i] if eqx.is_array(a) else a
+    return jax.tree_util.tree_map(
+        lambda ax, sub: sub if ax is None else jax.tree_util.tree_map(take, sub),
+        axes, tree, is_leaf=lambda z: z is None)
+
+
+def _queue(problem, solver, x0s, args, args_axes, tol, max_steps, slots, meter, todo,
+           previous):
+    """Run `solver` over the starts `x0s[todo]` (all when `todo` is None), `slots` at a time.
+
+    Returns the final `_State` of every start, batched on axis 0; starts not in `todo` keep
+    `previous`, with zero steps."""
+    batch = x0s.shape[0]
+    if todo is None:
+        order, count = jnp.arange(batch), jnp.asarray(batch)
+    else:
+        (order,) = jnp.nonzero(todo, size=batch, fill_value=0)
+        count = jnp.sum(todo)
+    init = eqx.filter_vmap(lambda x, a: solver.init(problem, x, a, tol), in_axes=(0, args_axes))
+    step = eqx.filter_vmap(lambda st, a: solver.step(problem, st, a, tol),
+                           in_axes=(0, args_axes))
+
+    def start(pos):
+        """Fresh states for queue positions `pos` (clipped into range)."""
+        i = order[jnp.clip(pos, 0, batch - 1)]
+        return init(x0s[i], _take(args, args_axes, i))
 
     def body(carry):
-        states, idx, nxt, out, finished_total = carry
-        slot_args = args_of(jnp.clip(idx, 0))
-        frozen = states.done | (states.steps >= max_steps)
+        states, pos, nxt, out, finished_total = carry
+        active = pos >= 0
+        slot_args = _take(args, args_axes, order[jnp.clip(pos, 0, batch - 1)])
+        frozen = states.done | (states.steps >= max_steps) | ~active
         stepped = step(states, slot_args)
         states = jax.tree_util.tree_map(
             lambda old, new: jnp.where(_bcast(frozen, new), old, new), states, stepped)
-        finished = (idx >= 0) & (states.done | (states.steps >= max_steps))
-        target = jnp.where(finished, idx, batch)  # out of range: dropped by the scatter
+        finished = active & (states.done | (states.steps >= max_steps))
+        target = jnp.where(finished, order[jnp.clip(pos, 0, batch - 1)], batch)
         out = jax.tree_util.tree_map(lambda buf, v: buf.at[target].set(v, mode="drop"), out,
-                                     _summary(states))
-        new_idx = nxt + jnp.cumsum(finished) - 1
-        refill = finished & (new_idx < batch)
-        fresh = init(x0s[jnp.clip(new_idx, 0, batch - 1)], args_of(jnp.clip(new_idx, 0,
-                                                                          batch - 1)))
+                                     states)
+        new_pos = nxt + jnp.cumsum(finished) - 1
+        refill = finished & (new_pos < count)
         states = jax.tree_util.tree_map(
-            lambda old, new: jnp.where(_bcast(refill, new), new, old), states, fresh)
-        idx = jnp.where(finished, jnp.where(refill, new_idx, -1), idx)
+            lambda old, new: jnp.where(_bcast(refill, new), new, old), states, start(new_pos))
+        pos = jnp.where(finished, jnp.where(refill, new_pos, -1), pos)
         finished_total = finished_total + jnp.sum(finished)
-        if progress:
-            jax.debug.callback(functools.partial(_progress, total=batch), finished_total)
-        return states, idx, nxt + jnp.sum(finished), out, finished_total
+        meter.report(finished_total, batch)
+        return states, pos, nxt + jnp.sum(finished), out, finished_total
 
     first = jnp.arange(slots)
-    states = init(x0s[:slots], args_of(first))
-    empty = _summary(jax.tree_util.tree_map(
-        lambda a: jnp.zeros((batch,) + a.shape[1:], a.dtype), states))
-    carry = (states, first, jnp.asarray(slots), empty, jnp.asarray(0))
-    _, _, _, (x, f, q, steps, done, code), _ = jax.lax.while_loop(
-        lambda c: jnp.any(c[1] >= 0), body, carry)
-    result = jax.vmap(lambda d, c: RESULTS.where(d, c, RESULTS.max_steps_reached))(done, code)
-    converged = result == RESULTS.successful
-    x = eqx.filter_vmap(lambda a, xi, c: _implicit(a, xi, fn, c), in_axes=(args_axes, 0, 0))(
-        args, x, converged)
-    return NewtonResult(x=x, residual=jnp.max(jnp.abs(f), axis=-1), q=q, converged=converged,
-                        steps=steps, result=result)
-
-
-def _summary(states: _State):
-    return (states.x, states.f, states.q, states.steps, states.done, states.result)
+    states = start(first)
+    pos = jnp.where(first < count, first, -1)
+    if previous is None:
+        out = jax.tree_util.tree_map(lambda a: jnp.zeros((batch,) + a.shape[1:], a.dtype),
+                                     states)
+    else:
+        out = eqx.tree_at(lambda s: s.steps, previous, jnp.zeros_like(previous.steps))
+    carry = (states, pos, jnp.minimum(jnp.asarray(slots), count), out,
+             jnp.asarray(batch) - count)
+    _, _, _, out, _ = jax.lax.while_loop(lambda c: jnp.any(c[1] >= 0), body, carry)
+    return out
 
 
 def _bcast(mask, like):
     return mask.reshape(mask.shape + (1,) * (jnp.ndim(like) - 1))
-
-
-def _progress(done, total: int):
-    from tqdm.auto import tqdm
-
-    done = int(done)
-    bar = _BAR.get("bar")
-    if bar is None or bar.n > done:
-        bar = _BAR["bar"] = tqdm(total=total, desc="fixed points")
-    bar.update(done - bar.n)
-    if done >= total:
-        bar.close()
-        _BAR.pop("bar", None)
-
-
-_BAR: dict[str, Any] = {}
 
 
 @eqx.filter_custom_vjp

@@ -23,12 +23,18 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 class AbstractSystem(eqx.Module):
     """A dynamical system `f(t, x, args)` acting on a 1-D state `x`.
 
-    Subclasses set the class variable `discrete` (through `AbstractFlow` / `AbstractMap`) and
-    implement `__call__(t, x, args)`, which returns the time derivative (flows) or the next
-    state (maps), an array of the same shape as `x`.
+    Subclasses set the class variable `discrete` (through `AbstractFlow` / `AbstractMap`),
+    declare `state_size` (the length of `x`, or None when any length works) and implement
+    `__call__(t, x, args)`, which returns the time derivative (flows) or the next state
+    (maps), an array of the same shape as `x`.
     """
 
     discrete: eqx.AbstractClassVar[bool]
+
+    @property
+    @abc.abstractmethod
+    def state_size(self) -> int | None:
+        """The length of the state `x`, or None when the system takes any length."""
 
     @abc.abstractmethod
     def __call__(self, t: ArrayLike, x: Float[Array, " n"], args: PyTree) -> Float[Array, " n"]:
@@ -47,15 +53,36 @@ class AbstractMap(AbstractSystem):
     discrete: ClassVar[bool] = True
 
 
+class AbstractJacobianSystem(AbstractSystem):
+    """A system that also supplies its state Jacobian in closed form (the RNN zoo).
+
+    `jd.jacobian` uses `state_jacobian` instead of autodiff; tests check the two agree.
+    """
+
+    @abc.abstractmethod
+    def state_jacobian(self, x: Float[Array, " n"], args: PyTree) -> Float[Array, "n n"]:
+        """`∂f/∂x` at `(x, args)`: of the vector field for a flow, of the update for a map."""
+
+
 class Flow(AbstractFlow):
     """Wrap a function `f(t, x, args)` as a continuous-time system `dx/dt = f(t, x, args)`.
 
     **Arguments:**
 
     - `fn`: the vector field, in diffrax's convention `fn(t, x, args) -> dx/dt`.
+    - `state_size`: the length of the state, if fixed (then calls check `x0` against it).
     """
 
     fn: Callable[[Any, Array, Any], Array]
+    size: int | None = eqx.field(static=True)
+
+    def __init__(self, fn: Callable[[Any, Array, Any], Array], *, state_size: int | None = None):
+        self.fn = fn
+        self.size = None if state_size is None else _check_size(state_size)
+
+    @property
+    def state_size(self) -> int | None:
+        return self.size
 
     def __call__(self, t, x, args):
         return self.fn(t, x, args)
@@ -67,12 +94,28 @@ class Map(AbstractMap):
     **Arguments:**
 
     - `fn`: the update, `fn(k, x, args) -> x_next`.
+    - `state_size`: the length of the state, if fixed.
     """
 
     fn: Callable[[Any, Array, Any], Array]
+    size: int | None = eqx.field(static=True)
+
+    def __init__(self, fn: Callable[[Any, Array, Any], Array], *, state_size: int | None = None):
+        self.fn = fn
+        self.size = None if state_size is None else _check_size(state_size)
+
+    @property
+    def state_size(self) -> int | None:
+        return self.size
 
     def __call__(self, t, x, args):
         return self.fn(t, x, args)
+
+
+def _check_size(state_size: Any) -> int:
+    from ._validate import check_int
+
+    return check_int(state_size, "state_size")
 
 
 def as_system(system: Any, name: str = "system") -> AbstractSystem:
@@ -118,8 +161,19 @@ def jacobian(
     - `t`: the time (default 0).
 
     **Returns:** an `(n, n)` array.
+
+    **Raises:** `ValueError` for an `x` that is not a 1-D floating array (of the system's
+    state size, when it declares one).
+
+    The RNN zoo supplies its Jacobian in closed form (a row scaling of the weights: `O(n²)`
+    where autodiff costs a matrix product); every other system goes through `jax.jacfwd`.
     """
+    from ._validate import check_state
+
     system = as_system(system)
+    x = check_state(x, "x", size=system.state_size)
+    if isinstance(system, AbstractJacobianSystem):
+        return system.state_jacobian(x, args)
     return jax.jacfwd(lambda y: system(t, y, args))(x)
 
 

@@ -60,6 +60,10 @@ def _cmd_demo(args) -> int:
         raise _UserError(f"cannot create output folder {str(out)!r}: {e.strerror}") from None
     if not os.access(out, os.W_OK):
         raise _UserError(f"output folder {str(out)!r} is not writable")
+    existing = [name for name in ("demo.png", "summary.json") if (out / name).exists()]
+    if existing and not args.force:
+        raise _UserError(f"{str(out)!r} already holds {' and '.join(existing)} from an earlier "
+                         f"run; pass --force to replace them, or choose another --out")
     from ._demo import run_demo
 
     summary = run_demo(out, n_hidden=args.n_hidden, g=args.g, seed=args.seed,
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recurrent gain (default: %(default)s)")
     p_demo.add_argument("--n-traj", type=int, default=8, help="trajectories (default: %(default)s)")
     p_demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    p_demo.add_argument("--force", action="store_true",
+                        help="replace demo.png and summary.json if --out already has them")
     p_demo.set_defaults(func=_cmd_demo)
     return parser
 

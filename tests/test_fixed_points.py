@@ -8,7 +8,7 @@ import pytest
 
 import jaxdyn as jd
 from jaxdyn._newton import RESULTS
-from jaxdyn.fixed_points import MARGINAL, SADDLE, STABLE, UNSTABLE
+from jaxdyn._fixed_points import MARGINAL, SADDLE, STABLE, UNSTABLE
 from jaxdyn.rnn import VanillaRNN
 
 H_STAR = 0.9575040241

@@ -6,6 +6,8 @@ import lineax as lx
 import numpy as np
 import pytest
 
+import jaxdyn as jd
+
 from jaxdyn._newton import (
     RESULTS,
     LevenbergMarquardt,
@@ -76,7 +78,7 @@ def test_singular_root_converges_in_residual():
 
 def test_divergent_start_returns_finite_iterate():
     r = newton_solve(lambda x, a: jnp.exp(x), jnp.array([1.0]), tol=1e-10, max_steps=30)
-    assert status(r) == RESULTS.max_steps_reached._value
+    assert status(r) == RESULTS.nonlinear_max_steps_reached._value
     assert not bool(r.converged) and np.isfinite(float(r.x[0])) and int(r.steps) == 30
 
 
@@ -139,7 +141,7 @@ def test_work_queue_equals_single_solves(slots):
     x0s = jnp.linspace(-3.0, 3.0, 11)[:, None]
     ws = jnp.linspace(1.5, 3.0, 11)  # away from the pitchfork at w = 1
     batch = newton_solve_batch(tanh_map, x0s, ws, args_axes=0, tol=1e-12, slots=slots,
-                               progress=slots == 3)
+                               progress=jd.TqdmProgressMeter() if slots == 3 else jd.NoProgressMeter())
     for i in range(11):
         one = newton_solve(tanh_map, x0s[i], ws[i], tol=1e-12)
         np.testing.assert_allclose(batch.x[i], one.x, atol=1e-14)
@@ -168,6 +170,6 @@ def test_work_queue_shared_args_pytree_and_vmap():
 
 def test_results_messages_say_what_to_change():
     assert RESULTS[RESULTS.successful] == ""
-    for item in (RESULTS.max_steps_reached, RESULTS.slow_point, RESULTS.stagnated,
+    for item in (RESULTS.nonlinear_max_steps_reached, RESULTS.slow_point, RESULTS.stagnated,
                  RESULTS.nonfinite):
         assert len(RESULTS[item]) > 20

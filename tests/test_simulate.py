@@ -68,7 +68,7 @@ def test_vmap_over_x0_and_args_equals_loop():
 
 def test_no_recompile_for_new_values():
     x0 = jnp.ones(3)
-    from jaxdyn.simulate import _integrate_flow
+    from jaxdyn._simulate import _integrate_flow
 
     jd.simulate(LORENZ, x0, 28.0, 1.0, dt=0.1)
 

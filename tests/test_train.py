@@ -173,10 +173,10 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
         jd.train(model, task, jr.PRNGKey(1), steps=10, batch_size=4, grad_clip=None,
                  progress=False, checkpoint_dir=tmp_path)
     from jaxdyn._checkpoint import load_checkpoint
-    from jaxdyn.train import trainable
+    from jaxdyn._train import trainable
 
     params, _ = eqx.partition(model, trainable(model))
-    from jaxdyn.train import _default_optimizer
+    from jaxdyn._train import _default_optimizer
 
     like = (params, _default_optimizer(None).init(params))
     (saved, _), step, _ = load_checkpoint(tmp_path / "checkpoint.eqx", like)

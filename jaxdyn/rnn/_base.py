@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._system import AbstractSystem
+from .._system import AbstractJacobianSystem
 from .._validate import check_choice, check_int, check_positive
 
 NONLINEARITIES = {
@@ -22,11 +22,25 @@ NONLINEARITIES = {
 }
 
 
-class AbstractRNN(AbstractSystem):
+def nonlinearity_derivative(name: str, a: Array) -> Array:
+    """The elementwise derivative φ'(a) of the nonlinearity `name` (φ'(0) = 0 for ReLU, as
+    autodiff has it)."""
+    if name == "tanh":
+        return 1.0 - jnp.tanh(a) ** 2
+    if name == "relu":
+        return (a > 0).astype(a.dtype)
+    s = jax.nn.sigmoid(a)
+    return s if name == "softplus" else s * (1.0 - s)
+
+
+class AbstractRNN(AbstractJacobianSystem):
     """A recurrent network that is also a system `f(t, x, u)` with its input `u` as `args`.
 
     Final subclasses provide `step(x, u)` (one discrete update of the state), `rates(x)` (the
-    activity that the readout sees), `state_size` and `noise_scale`. The readout is linear:
+    activity that the readout sees), `state_size`, `noise_scale`, `state_jacobian(x, u)`
+    (the closed-form Jacobian of the system, which `jd.jacobian` and the fixed-point solver
+    use), `config()`, `recurrent_weights` and `fixed_fields` (array fields that training
+    leaves alone, such as a CTRNN's time constants). The readout is linear:
     `y = W_out · rates(x) + b_out`.
     """
 
@@ -35,6 +49,18 @@ class AbstractRNN(AbstractSystem):
     n_out: eqx.AbstractVar[int]
     W_out: eqx.AbstractVar[Float[Array, "n_out n_hidden"]]
     b_out: eqx.AbstractVar[Float[Array, " n_out"]]
+    fixed_fields: eqx.AbstractClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def config(self) -> dict:
+        """The constructor options that shape this model, besides its sizes and key, as plain
+        JSON values: `type(model)(n_in, n_hidden, n_out, key=k, **model.config())` builds a
+        model of the same structure (what `save_model` records)."""
+
+    @property
+    @abc.abstractmethod
+    def recurrent_weights(self) -> Float[Array, "m n_hidden"]:
+        """The recurrent weight matrix (the one `train(..., weight_reg=...)` penalises)."""
 
     @property
     @abc.abstractmethod

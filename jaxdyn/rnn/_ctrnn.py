@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._system import AbstractFlow, Map
@@ -15,6 +18,7 @@ from ._base import (
     check_nonlinearity,
     check_sizes,
     linear_init,
+    nonlinearity_derivative,
     recurrent_init,
 )
 
@@ -61,6 +65,7 @@ class CTRNN(AbstractRNN, AbstractFlow):
     n_out: int = eqx.field(static=True)
     nonlinearity: str = eqx.field(static=True)
     form: str = eqx.field(static=True)
+    fixed_fields: ClassVar[tuple[str, ...]] = ("tau", "dt")
 
     def __init__(
         self,
@@ -95,6 +100,14 @@ class CTRNN(AbstractRNN, AbstractFlow):
         return self.n_hidden
 
     @property
+    def recurrent_weights(self) -> Array:
+        return self.W
+
+    def config(self) -> dict:
+        return {"nonlinearity": self.nonlinearity, "form": self.form,
+                "tau": np.asarray(self.tau).tolist(), "dt": np.asarray(self.dt).tolist()}
+
+    @property
     def alpha(self) -> Array:
         """The Euler step in units of τ, `dt/τ`."""
         return self.dt / self.tau
@@ -116,6 +129,16 @@ class CTRNN(AbstractRNN, AbstractFlow):
 
     def step(self, x, u):
         return x + self.alpha * (self._drive(x, u) - x)
+
+    def state_jacobian(self, x, args):
+        """`∂(dx/dt)/∂x = (D − I)/τ`, with `D = diag(φ'(a)) W` (rate form, `a = Wx + Bu + b`)
+        or `W diag(φ'(x))` (voltage form)."""
+        if self.form == "rate":
+            a = self.W @ x + self.B @ args + self.b
+            d = nonlinearity_derivative(self.nonlinearity, a)[:, None] * self.W
+        else:
+            d = self.W * nonlinearity_derivative(self.nonlinearity, x)[None, :]
+        return (d - jnp.eye(x.shape[0], dtype=d.dtype)) / self.tau
 
     def rates(self, x):
         return x if self.form == "rate" else NONLINEARITIES[self.nonlinearity](x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -18,6 +19,7 @@ from ._base import (
     check_nonlinearity,
     check_sizes,
     linear_init,
+    nonlinearity_derivative,
     recurrent_init,
     uniform,
 )
@@ -64,6 +66,7 @@ class VanillaRNN(AbstractRNN, AbstractMap):
     n_hidden: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
     nonlinearity: str = eqx.field(static=True)
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, key: PRNGKeyArray,
                  nonlinearity: str = "tanh", init: str = "uniform", g: float = 1.0):
@@ -83,11 +86,23 @@ class VanillaRNN(AbstractRNN, AbstractMap):
     def noise_scale(self) -> Array:
         return jnp.asarray(1.0, self.W.dtype)
 
+    @property
+    def recurrent_weights(self) -> Array:
+        return self.W
+
+    def config(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
+
     def __call__(self, t, x, args):
         return self.step(x, args)
 
     def step(self, x, u):
         return NONLINEARITIES[self.nonlinearity](self.W @ x + self.B @ u + self.b)
+
+    def state_jacobian(self, x, args):
+        """`∂h'/∂h = diag(φ'(W h + B u + b)) W`."""
+        a = self.W @ x + self.B @ args + self.b
+        return nonlinearity_derivative(self.nonlinearity, a)[:, None] * self.W
 
     def rates(self, x):
         return x
@@ -125,6 +140,7 @@ class GRU(AbstractRNN, AbstractMap):
     n_hidden: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
     reset_after: bool = eqx.field(static=True)
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, key: PRNGKeyArray,
                  reset_after: bool = True, init: str = "uniform"):
@@ -142,6 +158,13 @@ class GRU(AbstractRNN, AbstractMap):
     def noise_scale(self) -> Array:
         return jnp.asarray(1.0, self.W_hh.dtype)
 
+    @property
+    def recurrent_weights(self) -> Array:
+        return self.W_hh
+
+    def config(self) -> dict:
+        return {"reset_after": self.reset_after}
+
     def __call__(self, t, x, args):
         return self.step(x, args)
 
@@ -155,6 +178,26 @@ class GRU(AbstractRNN, AbstractMap):
         else:
             n = jnp.tanh(gi[2 * H:] + self.W_hh[2 * H:] @ (r * x) + self.b_hh[2 * H:])
         return (1.0 - z) * n + z * x
+
+    def state_jacobian(self, x, args):
+        """`∂h'/∂h = diag(1 − z) ∂n/∂h + diag(h − n) ∂z/∂h + diag(z)`, with the gate
+        derivatives as row scalings of the recurrent blocks."""
+        H = self.n_hidden
+        W_r, W_z, W_n = self.W_hh[:H], self.W_hh[H:2 * H], self.W_hh[2 * H:]
+        gi = self.W_ih @ args + self.b_ih
+        gh = self.W_hh @ x + self.b_hh
+        r = jax.nn.sigmoid(gi[:H] + gh[:H])
+        z = jax.nn.sigmoid(gi[H:2 * H] + gh[H:2 * H])
+        dr = (r * (1.0 - r))[:, None] * W_r
+        if self.reset_after:
+            n = jnp.tanh(gi[2 * H:] + r * gh[2 * H:])
+            da = r[:, None] * W_n + gh[2 * H:][:, None] * dr
+        else:
+            n = jnp.tanh(gi[2 * H:] + W_n @ (r * x) + self.b_hh[2 * H:])
+            da = W_n * r[None, :] + W_n @ (x[:, None] * dr)
+        dn = (1.0 - n**2)[:, None] * da
+        dz = (z * (1.0 - z))[:, None] * W_z
+        return (1.0 - z)[:, None] * dn + (x - n)[:, None] * dz + jnp.diag(z)
 
     def rates(self, x):
         return x
@@ -187,6 +230,7 @@ class LSTM(AbstractRNN, AbstractMap):
     n_in: int = eqx.field(static=True)
     n_hidden: int = eqx.field(static=True)
     n_out: int = eqx.field(static=True)
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, key: PRNGKeyArray,
                  init: str = "uniform", forget_bias: float = 0.0):
@@ -205,6 +249,13 @@ class LSTM(AbstractRNN, AbstractMap):
     def noise_scale(self) -> Array:
         return jnp.asarray(1.0, self.W_hh.dtype)
 
+    @property
+    def recurrent_weights(self) -> Array:
+        return self.W_hh
+
+    def config(self) -> dict:
+        return {}
+
     def split(self, x: Float[Array, " 2n"]) -> tuple[Array, Array]:
         """`(h, c)` from the joined state."""
         return x[: self.n_hidden], x[self.n_hidden:]
@@ -222,6 +273,26 @@ class LSTM(AbstractRNN, AbstractMap):
         o = jax.nn.sigmoid(gates[3 * H:])
         c_new = f * c + i * g
         return jnp.concatenate([o * jnp.tanh(c_new), c_new])
+
+    def state_jacobian(self, x, args):
+        """The `2H × 2H` Jacobian of `[h', c']` with respect to `[h, c]`, from the gate
+        derivatives (row scalings of the recurrent blocks)."""
+        H = self.n_hidden
+        h, c = self.split(x)
+        gates = self.W_ih @ args + self.b_ih + self.W_hh @ h + self.b_hh
+        i = jax.nn.sigmoid(gates[:H])
+        f = jax.nn.sigmoid(gates[H:2 * H])
+        g = jnp.tanh(gates[2 * H:3 * H])
+        o = jax.nn.sigmoid(gates[3 * H:])
+        c_new = f * c + i * g
+        tc = jnp.tanh(c_new)
+        W_i, W_f, W_g, W_o = (self.W_hh[k * H:(k + 1) * H] for k in range(4))
+        dc_dh = ((c * f * (1 - f))[:, None] * W_f + (g * i * (1 - i))[:, None] * W_i
+                 + (i * (1 - g**2))[:, None] * W_g)
+        dc_dc = jnp.diag(f)
+        dh_dh = (tc * o * (1 - o))[:, None] * W_o + (o * (1 - tc**2))[:, None] * dc_dh
+        dh_dc = jnp.diag(o * (1 - tc**2) * f)
+        return jnp.block([[dh_dh, dh_dc], [dc_dh, dc_dc]])
 
     def rates(self, x):
         return x[: self.n_hidden]

@@ -8,7 +8,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._system import AbstractFlow
-from ._common import count, primary, real_array
+from .._validate import check_int, real_array
+from ._common import primary
 
 # Default weights, W[i, j] = w_ji (from neuron j to neuron i). One neuron with a strong
 # self-excitation (w > 4 = 1/σ'(0)) is bistable over a range of inputs; the two-neuron circuit
@@ -84,7 +85,7 @@ def beer_ctrnn(
     Reference: R. D. Beer, "On the dynamics of small continuous-time recurrent neural
     networks", Adaptive Behavior 3 (1995).
     """
-    n = count(n, "n", "beer_ctrnn")
+    n = check_int(n, "n", owner="beer_ctrnn")
     if W is None:
         if n not in _DEFAULT_W:
             raise ValueError(

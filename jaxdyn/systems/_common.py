@@ -5,65 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array
 
-from .._validate import is_concrete
-
-
-def _describe(x: Any) -> str:
-    shape = getattr(x, "shape", None)
-    if shape is not None:
-        return f"an array of shape {tuple(shape)} and dtype {x.dtype}"
-    return f"{type(x).__name__} {x!r}"
-
-
-def real_array(value: Any, name: str, owner: str, *, shape: tuple[int, ...] | None = (),
-               positive: bool = False, nonzero: bool = False) -> Array:
-    """A finite real floating array parameter of the given shape (a scalar by default).
-
-    Integers become the default float dtype; float32 stays float32. Value checks (finite,
-    positive) run only on concrete values, so a factory can be called inside `jit` or `grad`.
-
-    **Raises:** `ValueError` naming `owner` and `name` for a non-numeric, complex, wrongly
-    shaped, non-finite, (with `positive`) non-positive or (with `nonzero`) zero value.
-    """
-    try:
-        arr = jnp.asarray(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{owner}: `{name}` must be a real number or array; got {_describe(value)}."
-        ) from None
-    if not jnp.issubdtype(arr.dtype, jnp.number) or jnp.issubdtype(
-        arr.dtype, jnp.complexfloating
-    ):
-        raise ValueError(f"{owner}: `{name}` must be real; got {_describe(arr)}.")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        arr = arr.astype(jnp.result_type(float))
-    if shape is not None and arr.shape != shape:
-        want = "a scalar" if shape == () else f"an array of shape {shape}"
-        raise ValueError(f"{owner}: `{name}` must be {want}; got {_describe(arr)}.")
-    if is_concrete(arr):
-        a = np.asarray(arr)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{owner}: `{name}` must be finite; got {value!r}.")
-        if positive and not np.all(a > 0):
-            raise ValueError(f"{owner}: `{name}` must be > 0; got {value!r}.")
-        if nonzero and not np.all(a != 0):
-            raise ValueError(f"{owner}: `{name}` must be nonzero; got {value!r}.")
-    return arr
-
-
-def count(value: Any, name: str, owner: str, *, minimum: int = 1) -> int:
-    """A Python integer >= `minimum` (a static size, never traced).
-
-    **Raises:** `ValueError` naming `owner` and `name` otherwise.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{owner}: `{name}` must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{owner}: `{name}` must be an integer >= {minimum}; got {value}.")
-    return int(value)
+from .._validate import describe
 
 
 def state_dtype(x: Array) -> Any:
@@ -93,7 +37,7 @@ def primary(args: Any, default: Array, x: Array | None, owner: str, what: str) -
         want = "a scalar" if default.shape == () else f"shape {default.shape}"
         raise ValueError(
             f"{owner}: `args` is {what} and must be {want} (or None for the stored value); "
-            f"got {_describe(value)}."
+            f"got {describe(value)}."
         )
     dtype = default.dtype if x is None else state_dtype(x)
     if not jnp.issubdtype(value.dtype, jnp.inexact):

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._system import AbstractMap
-from ._common import primary, real_array
+from .._validate import real_array
+from ._common import primary
 
 
 def _rounded(p: Array) -> Array:

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._system import AbstractFlow
-from ._common import primary, real_array
+from .._validate import real_array
+from ._common import primary
 
 
 class SaddleNode(AbstractFlow):

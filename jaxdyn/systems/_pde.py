@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._system import AbstractFlow
-from ._common import count, primary, real_array
+from .._validate import check_int, real_array
+from ._common import primary
 
 #: The fold of the continuum Bratu problem: `λ* = θ²/(2 cosh²(θ/4))` with `(θ/4) tanh(θ/4) = 1`.
 BRATU_CRITICAL_LAMBDA = 3.513830719125161
@@ -69,4 +70,4 @@ def bratu(n: int = 32, lam: ArrayLike = 1.0) -> Bratu:
     Reference: G. Bratu (1914); J. Jacobsen & K. Schmitt, "The Liouville–Bratu–Gelfand
     problem for radial operators", J. Differential Equations 184 (2002).
     """
-    return Bratu(lam=real_array(lam, "lam", "bratu"), n=count(n, "n", "bratu"))
+    return Bratu(lam=real_array(lam, "lam", "bratu"), n=check_int(n, "n", owner="bratu"))

@@ -71,7 +71,7 @@ def check_batch_size(batch_size: Any) -> int:
     return check_int(batch_size, "batch_size", minimum=1)
 
 
-def _check_outputs(outputs: Any, trial: Trial) -> Array:
+def check_outputs(outputs: Any, trial: Trial) -> Array:
     shape = getattr(outputs, "shape", None)
     if shape != trial.targets.shape:
         raise ValueError(
@@ -166,59 +166,10 @@ class AbstractTask(eqx.Module):
 
     def plot(self, trial: Trial, outputs: Array | None = None, index: int = 0, ax: Any = None):
         """Plot one trial: its inputs (top) and targets, with outputs if given (bottom).
+        See `jaxdyn.plot.plot_trial`."""
+        from ..plot import plot_trial
 
-        **Arguments:**
-
-        - `trial`: a `Trial` of this task.
-        - `outputs`: optional network outputs `[B, T, n_out]`; for choice tasks the softmax
-          probabilities are drawn.
-        - `index`: which trial of the batch.
-        - `ax`: two matplotlib axes (inputs, outputs), or `None` for a new figure.
-
-        **Returns:** the two axes. Epochs are shaded and named; padding is not drawn.
-        """
-        import matplotlib.pyplot as plt
-
-        batch = trial.inputs.shape[0]
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not (
-                0 <= index < batch):
-            raise ValueError(f"`index` must be an int in [0, {batch}); got {index!r}.")
-        if ax is None:
-            _, ax = plt.subplots(2, 1, sharex=True, figsize=(6.0, 4.5))
-        try:
-            ax_in, ax_out = ax
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"`ax` must be a pair of axes (inputs, outputs); got {ax!r}.") from None
-        n = int(trial.lengths[index])
-        t = np.arange(n) * trial.dt
-        epoch = np.asarray(trial.epoch[index, :n])
-        starts = np.flatnonzero(np.diff(epoch, prepend=-2))
-        for j, s in enumerate(starts):
-            e = starts[j + 1] if j + 1 < len(starts) else n
-            for a in (ax_in, ax_out):
-                a.axvspan(s * trial.dt, e * trial.dt, color="0.9" if j % 2 else "0.97", lw=0)
-            ax_in.text((s + e) / 2 * trial.dt, 1.0, trial.epoch_names[epoch[s]], ha="center",
-                       va="bottom", fontsize=7, transform=ax_in.get_xaxis_transform())
-        x = np.asarray(trial.inputs[index, :n])
-        for i, name in enumerate(self.input_names):
-            ax_in.plot(t, x[:, i], drawstyle="steps-post", lw=1.0, label=name)
-        y = np.asarray(trial.targets[index, :n])
-        for i, name in enumerate(self.output_names):
-            ax_out.plot(t, y[:, i], "--", drawstyle="steps-post", color=f"C{i}", lw=1.0,
-                        label=f"target {name}")
-        if outputs is not None:
-            out = np.asarray(_check_outputs(outputs, trial)[index, :n])
-            if self.kind == "choice":
-                out = np.asarray(jax.nn.softmax(out, axis=-1))
-            for i, name in enumerate(self.output_names):
-                ax_out.plot(t, out[:, i], color=f"C{i}", lw=1.5, label=f"output {name}")
-        ax_in.set_ylabel("input")
-        ax_out.set_ylabel("p(output)" if self.kind == "choice" else "output")
-        ax_out.set_xlabel("time (ms)")
-        for a in (ax_in, ax_out):
-            a.legend(fontsize=6, loc="upper left", frameon=False)
-        return ax
+        return plot_trial(self, trial, outputs, index=index, ax=ax)
 
 
 class AbstractChoiceTask(AbstractTask):
@@ -236,7 +187,7 @@ class AbstractChoiceTask(AbstractTask):
 
         **Raises:** `ValueError` when `outputs` is not `[B, T, n_out]`.
         """
-        outputs = _check_outputs(outputs, trial)
+        outputs = check_outputs(outputs, trial)
         logp = jax.nn.log_softmax(outputs, axis=-1)
         ce = -jnp.take_along_axis(logp, trial.labels[..., None], axis=-1)[..., 0]
         return jnp.sum(trial.mask * ce) / jnp.maximum(jnp.sum(trial.mask), 1)
@@ -266,7 +217,7 @@ class AbstractChoiceTask(AbstractTask):
         """
         check_choice(rule, "rule", ("first", "last"))
         check_choice(fixation, "fixation", ("ignore", "abort", "strict"))
-        outputs = _check_outputs(outputs, trial)
+        outputs = check_outputs(outputs, trial)
         action = jnp.argmax(outputs, axis=-1).astype(jnp.int32)
         if rule == "first":
             responded = trial.decision & (action != 0)
@@ -305,7 +256,7 @@ class AbstractRegressionTask(AbstractTask):
 
     def error(self, outputs: Float[Array, "B T n_out"], trial: Trial) -> Float[Array, " B"]:
         """Per-trial mean squared error over masked steps and output channels."""
-        outputs = _check_outputs(outputs, trial)
+        outputs = check_outputs(outputs, trial)
         se = jnp.mean((outputs - trial.targets) ** 2, axis=-1)
         return jnp.sum(trial.mask * se, axis=-1) / jnp.maximum(jnp.sum(trial.mask, axis=-1), 1)
 
@@ -314,7 +265,7 @@ class AbstractRegressionTask(AbstractTask):
 
         **Raises:** `ValueError` when `outputs` is not `[B, T, n_out]`.
         """
-        outputs = _check_outputs(outputs, trial)
+        outputs = check_outputs(outputs, trial)
         se = jnp.mean((outputs - trial.targets) ** 2, axis=-1)
         return jnp.sum(trial.mask * se) / jnp.maximum(jnp.sum(trial.mask), 1)
 
@@ -323,34 +274,13 @@ class AbstractRegressionTask(AbstractTask):
         steps, with SST the squared deviation of the targets from their masked mean per
         channel. A perfect output scores 1; any constant output scores at most about 0 (the
         "chance" level of a regression task)."""
-        outputs = _check_outputs(outputs, trial)
+        outputs = check_outputs(outputs, trial)
         w = trial.mask[..., None]
         mean = jnp.sum(w * trial.targets, axis=(0, 1)) / jnp.maximum(jnp.sum(w, axis=(0, 1)), 1)
         sse = jnp.sum(w * (outputs - trial.targets) ** 2)
         sst = jnp.sum(w * (trial.targets - mean[None, None, :]) ** 2)
         r2 = 1 - sse / jnp.maximum(sst, jnp.finfo(sst.dtype).tiny)
         return jnp.clip(r2, 0.0, 1.0)
-
-
-def check_number(value: Any, name: str, *, low: float = 0.0, high: float = float("inf"),
-                 open_low: bool = False) -> float:
-    """A finite Python number in `[low, high]` (or `(low, high]` with `open_low`)."""
-    import numbers
-
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if ok:
-        ok = (value > low if open_low else value >= low) and value <= high
-    if not ok:
-        lo = "(" if open_low else "["
-        raise ValueError(f"`{name}` must be a finite number in {lo}{low}, {high}]; got {value!r}.")
-    return float(value)
-
-
-def check_values(values: Any, name: str, *, low: float = 0.0) -> tuple[float, ...]:
-    """A non-empty sequence of finite numbers >= `low`, as a tuple."""
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
-        raise ValueError(f"`{name}` must be a non-empty sequence of numbers; got {values!r}.")
-    return tuple(check_number(v, f"{name}[{i}]", low=low) for i, v in enumerate(values))
 
 
 def noise_std(sigma: float, dt: float) -> float:

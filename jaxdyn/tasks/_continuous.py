@@ -12,12 +12,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_choice, check_int
+from .._validate import check_choice, check_int, check_number
 from ._base import (
     AbstractRegressionTask,
     Trial,
     check_batch_size,
-    check_number,
     regression_trial,
 )
 from ._epochs import Schedule, Timing, check_dt, make_timing, max_steps, sample_schedule, to_steps

@@ -10,13 +10,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_choice, check_int
+from .._validate import check_choice, check_int, check_number, check_values
 from ._base import (
     AbstractChoiceTask,
     Trial,
     check_batch_size,
-    check_number,
-    check_values,
     choice_trial,
     noise_std,
     ring,

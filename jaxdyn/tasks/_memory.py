@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
+from .._validate import check_number
 from ._base import (
     AbstractChoiceTask,
     Trial,
     check_batch_size,
-    check_number,
     choice_trial,
     noise_std,
 )

@@ -10,7 +10,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractChoiceTask, Trial, check_batch_size, check_number, choice_trial
+from .._validate import check_number
+from ._base import AbstractChoiceTask, Trial, check_batch_size, choice_trial
 from ._epochs import (
     Schedule,
     Timing,

@@ -13,8 +13,17 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
 
 from ._inputs import PiecewiseConstant, args_at, bind_args
+from ._solution import RESULTS
 from ._system import AbstractSystem, as_system
-from ._validate import check_int, check_positive, check_state, check_system_output, is_concrete
+from ._validate import (
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_state,
+    check_system_output,
+    is_concrete,
+    promote_scalars,
+)
 
 
 class RK4(diffrax.AbstractERK):
@@ -54,14 +63,20 @@ class Trajectory(eqx.Module):
 
     - `ts`: save times, shape `[T]` (step indices for a map).
     - `xs`: states at `ts`, shape `[T, n]`.
-    - `success`: whether the integration finished (a flow can run out of `max_steps`; rows after
-      a failure are `inf`, never reported as valid states).
+    - `success`: whether the integration finished with finite states (`result` is
+      `RESULTS.successful`).
+    - `result`: a `jd.RESULTS` item: `successful`; `max_steps_reached` (an adaptive
+      integration ran out of `max_steps`; rows after the failure are `inf`);
+      `nonfinite_state` (the state blew up; rows from the first non-finite one on are not
+      valid states); `invalid_time_span` (a traced `t1` that is not after `t0`; every row is
+      NaN); or another status of diffrax's.
     - `steps`: the number of solver steps taken.
     """
 
     ts: Float[Array, " T"]
     xs: Float[Array, "T n"]
     success: Bool[Array, ""]
+    result: RESULTS
     steps: Int[Array, ""]
 
     def plot(self, ax=None, dims: tuple[int, ...] = (0, 1), **kwargs):
@@ -134,15 +149,22 @@ def simulate(
     cannot take, `t1 <= t0`, `dt <= 0` or an unknown solver.
     """
     system = as_system(system)
-    # Python floats in `args` would be static under jit (a recompile per value): make them arrays.
-    args = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, float) else a, args)
+    # Python numbers in `args` would be static under jit (a recompile per value).
+    args = promote_scalars(args)
     if t1 is None:
         raise ValueError("`t1` (the final time) is required; got None.")
-    size = getattr(system, "state_size", None)
-    x0 = check_state(x0, "x0", size=size if isinstance(size, int) else None)
+    x0 = check_state(x0, "x0", size=system.state_size)
+    for value, name in ((t0, "t0"), (t1, "t1")):
+        if is_concrete(value) and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+            raise ValueError(f"`{name}` must be a finite number; got {value!r}.")
     if is_concrete((t0, t1)) and not float(np.asarray(t1)) > float(np.asarray(t0)):
         raise ValueError(f"`t1` must be greater than `t0`; got t0={t0!r}, t1={t1!r}.")
     check_positive(dt, "dt", allow_none=True)
+    check_nonnegative(rtol, "rtol")
+    check_nonnegative(atol, "atol")
+    if is_concrete((rtol, atol)) and float(np.asarray(rtol)) == float(np.asarray(atol)) == 0:
+        raise ValueError("`rtol` and `atol` cannot both be 0 (no step would be accepted); got "
+                         "rtol=0, atol=0.")
     check_system_output(system, x0, args_at(args, t0))
     if system.discrete:
         if not is_concrete((t0, t1)):
@@ -168,7 +190,7 @@ def simulate(
                 raise ValueError(f"with a fixed `dt`, `n_save` - 1 must divide the {n_steps} "
                                  f"steps; got n_save={n_save}.")
             stride = n_steps // (n_save - 1)
-        return _fixed_step(system, x0, args, t0a, jnp.asarray(dt, x0.dtype),
+        return _fixed_step(system, x0, args, t0a, t1a, jnp.asarray(dt, x0.dtype),
                            tableau, n_steps // stride, stride)
     if ts is None:
         n_save = 101 if n_save is None else check_int(n_save, "n_save", minimum=2)
@@ -208,35 +230,49 @@ def _explicit_tableau(solver):
 
 
 @eqx.filter_jit
-def _fixed_step(system, x0, args, t0, dt, tableau, n_save: int, stride: int):
+def _fixed_step(system, x0, args, t0, t1, dt, tableau, n_save: int, stride: int):
     # Fixed steps need no step-size control or dense output: the solver's Butcher tableau is
     # applied directly inside `lax.scan`, which stays cheap under `vmap` over many small systems.
+    # A `dt` that does not divide the span gets a shorter last step, so the run ends at t1.
     f = bind_args(system, args)
     c, a_lower, b = tableau
 
-    def rk_step(x, t):
+    def rk_step(x, t, h):
         ks = [f(t, x, args)]
         for ci, row in zip(c, a_lower):
-            xi = x + dt * sum(a * k for a, k in zip(row, ks) if a != 0.0)
-            ks.append(f(t + ci * dt, xi, args))
-        return x + dt * sum(bi * k for bi, k in zip(b, ks) if bi != 0.0)
+            xi = x + h * sum(a * k for a, k in zip(row, ks) if a != 0.0)
+            ks.append(f(t + ci * h, xi, args))
+        return x + h * sum(bi * k for bi, k in zip(b, ks) if bi != 0.0)
 
     def save_block(x, i):
         def inner(x, j):
-            return rk_step(x, t0 + (i * stride + j) * dt), None
+            t = t0 + (i * stride + j) * dt
+            return rk_step(x, t, jnp.minimum(dt, t1 - t)), None
 
         x, _ = jax.lax.scan(inner, x, jnp.arange(stride, dtype=x0.dtype))
         return x, x
 
     _, xs = jax.lax.scan(save_block, x0, jnp.arange(n_save, dtype=x0.dtype))
     xs = jnp.concatenate([x0[None], xs], axis=0)
-    ts = t0 + dt * stride * jnp.arange(n_save + 1, dtype=x0.dtype)
-    return Trajectory(ts=ts, xs=xs, success=jnp.all(jnp.isfinite(xs)),
-                      steps=jnp.asarray(n_save * stride))
+    ts = jnp.minimum(t0 + dt * stride * jnp.arange(n_save + 1, dtype=x0.dtype), t1)
+    return _trajectory(ts, xs, RESULTS.successful, jnp.asarray(n_save * stride))
+
+
+def _trajectory(ts, xs, result, steps) -> Trajectory:
+    """A `Trajectory` whose status also reports non-finite states."""
+    finite = jnp.all(jnp.isfinite(xs))
+    result = RESULTS.where(finite | (result != RESULTS.successful), result,
+                           RESULTS.nonfinite_state)
+    return Trajectory(ts=ts, xs=xs, success=result == RESULTS.successful, result=result,
+                      steps=steps)
 
 
 @eqx.filter_jit
 def _integrate_flow(system, x0, args, t0, t1, ts, dt0, solver, controller, max_steps):
+    # Under jit a traced t1 may not be after t0: integrate nothing and say so.
+    forward = t1 > t0
+    t1 = jnp.where(forward, t1, t0 + 1)
+    ts = jnp.where(forward, ts, t0)
     term = diffrax.ODETerm(bind_args(system, args))
     sol = diffrax.diffeqsolve(
         term, solver, t0, t1, dt0, x0,
@@ -246,8 +282,9 @@ def _integrate_flow(system, x0, args, t0, t1, ts, dt0, solver, controller, max_s
         max_steps=max_steps,
         throw=False,
     )
-    success = sol.result == diffrax.RESULTS.successful
-    return Trajectory(ts=sol.ts, xs=sol.ys, success=success, steps=sol.stats["num_steps"])
+    result = RESULTS.where(forward, RESULTS.promote(sol.result), RESULTS.invalid_time_span)
+    xs = jnp.where(forward, sol.ys, jnp.nan)
+    return _trajectory(sol.ts, xs, result, sol.stats["num_steps"])
 
 
 @eqx.filter_jit
@@ -260,5 +297,4 @@ def _iterate_map(system: AbstractSystem, x0, args, t0, n_steps: int):
     _, xs = jax.lax.scan(step, x0, jnp.arange(n_steps, dtype=x0.dtype))
     xs = jnp.concatenate([x0[None], xs], axis=0)
     ts = t0 + jnp.arange(n_steps + 1, dtype=x0.dtype)
-    return Trajectory(ts=ts, xs=xs, success=jnp.all(jnp.isfinite(xs)),
-                      steps=jnp.asarray(n_steps))
+    return _trajectory(ts, xs, RESULTS.successful, jnp.asarray(n_steps))

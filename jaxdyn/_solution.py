@@ -1,0 +1,53 @@
+"""`RESULTS`: the one status enumeration of every jaxdyn solver.
+
+Every iterative call reports a per-element status instead of raising inside traced code:
+Newton solves (fixed points, and the correctors of later analyses), `simulate` and training.
+The enumeration extends diffrax's, which extends optimistix's and lineax's, so that a status
+coming from any of them (a failed linear solve, an integrator that ran out of steps) is
+promoted into this one with `RESULTS.promote(...)` rather than dropped.
+
+`RESULTS[r]` gives the message of an item: it says what happened and what to change.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool
+
+
+class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
+    """Per-element outcome of a jaxdyn solver.
+
+    Inherited items include `successful`, `max_steps_reached` (an integrator),
+    `nonlinear_max_steps_reached` (a Newton solve ran out of `max_steps`), `singular` (a
+    linear solve met a singular matrix) and `nonfinite` (NaN or inf met during a solve).
+    """
+
+    slow_point = (
+        "The solver reached a local minimum of q = ½‖f(x)‖² with q > 0 (a slow point), not "
+        "a root."
+    )
+    stagnated = (
+        "No step decreases ‖f(x)‖ any more: the iterate is at a minimum of ‖f‖ that is not a "
+        "root, or the Jacobian is singular there. Try other starts, or method='q' to report "
+        "such points as slow points."
+    )
+    invalid_time_span = (
+        "`t1` is not after `t0` (a traced value inside `jit`); nothing was integrated. Pass "
+        "t1 > t0."
+    )
+    nonfinite_state = (
+        "The state became NaN or inf during the simulation (the solution blew up, or the step "
+        "`dt` is too large for the system); rows from the first non-finite one on are not "
+        "valid states. Use a smaller `dt` or adaptive steps."
+    )
+    diverged = (
+        "The training loss became non-finite; this network kept its last good parameters and "
+        "stopped training. Lower its learning rate, keep `grad_clip`, or add `weight_reg`."
+    )
+
+
+def is_successful(result: RESULTS) -> Bool[Array, ...]:
+    """`result == RESULTS.successful`, elementwise (works on batched results)."""
+    return jnp.asarray(result._value == RESULTS.successful._value)

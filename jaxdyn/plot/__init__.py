@@ -1,0 +1,9 @@
+"""Matplotlib figures for every jaxdyn result; each function takes `ax=None` and returns the
+axes it drew on. Result types call these from their `.plot()` methods."""
+
+from ._figures import (
+    plot_fixed_points as plot_fixed_points,
+    plot_history as plot_history,
+    plot_trajectory as plot_trajectory,
+)
+from ._task import plot_trial as plot_trial
