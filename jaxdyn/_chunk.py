@@ -8,17 +8,16 @@ while staying one compiled program, so the result still composes with `jit`, `vm
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from ._progress import as_meter
 
 _DEFAULT_BUDGET = 2 * 1024**3  # bytes; used when the device does not report its memory
-_BARS: dict[str, Any] = {}
 
 
 def memory_budget(fraction: float = 0.5) -> int:
@@ -57,28 +56,12 @@ def resolve_chunk_size(batch: int, *, chunk_size: int | None = None,
     return math.ceil(batch / n_chunks)
 
 
-def _progress(i, n_chunks: int, desc: str):
-    from tqdm.auto import tqdm
-
-    i = int(np.max(np.asarray(i)))
-    if i == 0 or desc not in _BARS:
-        if desc in _BARS:
-            _BARS[desc].close()
-        _BARS[desc] = tqdm(total=n_chunks, desc=desc)
-    bar = _BARS[desc]
-    bar.update(1)
-    if i >= n_chunks - 1:
-        bar.close()
-        _BARS.pop(desc, None)
-
-
 def chunked_vmap(
     fn: Callable,
     *args: Any,
     in_axes: int | None | Sequence[int | None] = 0,
     chunk_size: int | None = None,
-    progress: bool = False,
-    desc: str = "chunks",
+    progress: Any = False,
 ) -> Any:
     """`jax.vmap(fn, in_axes)(*args)`, computed `chunk_size` problems at a time.
 
@@ -93,8 +76,8 @@ def chunked_vmap(
     - `in_axes`: as for `jax.vmap`, but only `0` (batched) or `None` (shared) per argument,
       either one value for all arguments or one per argument (a prefix over each PyTree).
     - `chunk_size`: problems per chunk; `None` runs the whole batch in one `vmap`.
-    - `progress`: show a tqdm bar that advances as chunks finish (through a host callback).
-    - `desc`: the bar's label.
+    - `progress`: `True` for a bar that advances as chunks finish (through a host callback),
+      or a progress meter (`jd.TqdmProgressMeter(desc=...)`).
 
     **Returns:** the output of `fn`, with the batch on axis 0 of every leaf.
 
@@ -115,10 +98,11 @@ def chunked_vmap(
             f"got sizes {sorted(sizes)}."
         )
     batch = sizes.pop()
+    meter = as_meter(progress, "chunks", "chunk")
     size = resolve_chunk_size(batch, chunk_size=chunk_size)
     vfn = jax.vmap(fn, in_axes=tuple(in_axes))
     n_chunks = math.ceil(batch / size) if batch else 1
-    if n_chunks == 1 and not progress:
+    if n_chunks == 1 and not meter.enabled:
         return vfn(*args)
 
     pad = n_chunks * size - batch
@@ -135,8 +119,7 @@ def chunked_vmap(
         i, chunk = ib
         call = [c if ax is not None else a for a, c, ax in zip(args, chunk, in_axes)]
         out = vfn(*call)
-        if progress:
-            jax.debug.callback(functools.partial(_progress, n_chunks=n_chunks, desc=desc), i)
+        meter.report(i + 1, n_chunks)
         return out
 
     out = jax.lax.map(body, (jnp.arange(n_chunks), batched))

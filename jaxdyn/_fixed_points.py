@@ -137,10 +137,10 @@ class FixedPoints(eqx.Module):
         """
         size = self.x.shape[0] if size is None else check_int(size, "size")
         if tol is None:
-            return _select(self, self.point == jnp.arange(self.x.shape[0]), size)
+            return _select(self, self.point == _rows(self.x.shape[0]), size)
         check_tolerance(tol, "tol")
         return _select(self, _group(self, jnp.asarray(tol, self.x.dtype)) ==
-                       jnp.arange(self.x.shape[0]), size)
+                       _rows(self.x.shape[0]), size)
 
     def linearise(self, system: Any, *, marginal_tol: ArrayLike | None = None) -> FixedPoints:
         """Fill in `jacobian`, eigen-decomposition, `n_unstable`, `stability` and
@@ -228,7 +228,7 @@ def fixed_points(
       `tol`; default `eps^(2/3)` of the dtype (≈ 4e-11 in float64, 2e-5 in float32).
     - `max_steps`: the bound on iterations per start (and per stage of `Fallback`).
     - `args_axis`: `None` (shared `args`) or `0` (batched `args`).
-    - `chunk_size`: starts in flight at once (and points linearised at once); default 64 on
+    - `chunk_size`: starts in flight at once (and points linearised at once); default 32 on
       CPU, else the larger of 1,024 and an eighth of the batch, at most what fits in
       `jaxdyn`'s memory budget (half the accelerator's memory, 2 GiB on CPU).
     - `linearise`: compute the Jacobians, eigen-decompositions and stability labels (default).
@@ -276,7 +276,7 @@ def fixed_points(
     if chunk_size is None:
         # Few slots keep the queue's total work near the mean iteration count; accelerators
         # need wide batches to be busy, CPUs do not.
-        chunk = min(chunk, 64 if jax.default_backend() == "cpu" else max(1024, batch // 8))
+        chunk = min(chunk, 32 if jax.default_backend() == "cpu" else max(1024, batch // 8))
     if linearise:
         out_bytes = batch * n * n * itemsize * 5
         if out_bytes > memory_budget(0.9):
@@ -334,10 +334,10 @@ def _find(system, x0s, args, tol, mtol, *, args_axis, solver, max_steps, chunk, 
     point = _group(fps, jnp.zeros((), x0s.dtype))
     fps = eqx.tree_at(lambda f: f.point, fps, point)
     if linearise:
-        reps = (point == jnp.arange(k)) & jnp.all(jnp.isfinite(fps.x), -1)
+        reps = (point == _rows(k)) & jnp.all(jnp.isfinite(fps.x), -1)
         fps = _linearise_rows(system, fps, reps, mtol, chunk=min(chunk, 16))
         # Every start shares the linearisation of its point.
-        share = jnp.where(point >= 0, point, jnp.arange(k))
+        share = jnp.where(point >= 0, point, _rows(k))
         fps = eqx.tree_at(lambda f: _lin_fields(f), fps,
                           [jax.tree_util.tree_map(lambda a: a[share], v) for v in _lin_fields(fps)],
                           is_leaf=lambda z: z is None)
@@ -426,6 +426,10 @@ def _mask(a, ok):
     return jnp.where(ok, a, jnp.asarray(_fill(a.dtype), a.dtype))
 
 
+def _rows(k: int) -> Int[Array, " k"]:
+    return jnp.arange(k, dtype=jnp.int32)
+
+
 def _group(fps: FixedPoints, tol) -> Int[Array, " k"]:
     """For every resolved row, the index of the row that represents its distinct point; −1
     for the others.
@@ -451,7 +455,7 @@ def _group(fps: FixedPoints, tol) -> Int[Array, " k"]:
 
     def visit(i, rep):
         dist = jnp.max(jnp.abs(feats - feats[i][None]), axis=-1)
-        near = (rep == jnp.arange(k)) & (dist <= jnp.maximum(tol, _MERGE * (err + err[i])))
+        near = (rep == _rows(k)) & (dist <= jnp.maximum(tol, _MERGE * (err + err[i])))
         j = jnp.argmax(near).astype(jnp.int32)  # the lowest-q representative in reach
         i = jnp.asarray(i, jnp.int32)
         return rep.at[i].set(jnp.where(cand_sorted[i], jnp.where(jnp.any(near), j, i), -1))
@@ -475,5 +479,5 @@ def _select(fps: FixedPoints, keep, size: int) -> FixedPoints:
     out = eqx.combine(taken, static)
     result = jnp.where(ok, fps.result._value[idx], RESULTS.nonfinite._value)
     out = eqx.tree_at(lambda f: f.result._value, out, result)
-    out = eqx.tree_at(lambda f: f.point, out, jnp.where(ok, jnp.arange(size), -1))
+    out = eqx.tree_at(lambda f: f.point, out, jnp.where(ok, _rows(size), -1))
     return eqx.tree_at(lambda f: f.valid, out, ok)

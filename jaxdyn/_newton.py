@@ -24,9 +24,10 @@ Strategies (`eqx.Module`s with `init` / `step`):
 
 Every strategy converges in two tiers: the residual `‖f‖∞ ≤ tol`, then the step: iterations go
 on until a Newton step is no larger than `tol` (relative to `max(1, ‖x‖∞)`) or no longer
-lowers q (the rounding floor; such a step must still be below `√tol`). The size of that last step is reported as `error`, an estimate of the
-distance to the exact root: near a singular Jacobian a small residual can hide a large error
-in `x`, and it is this error that decides which points are the same.
+lowers q (the rounding floor; such a step must still be below `√tol`). The size of that last
+step is reported as `error`, an estimate of the distance to the exact root: near a singular
+Jacobian a small residual can hide a large error in `x`, and it is this error that decides
+which points are the same.
 
 The implicit gradient is the usual one (`optimistix.ImplicitAdjoint` does the same), written as
 an `eqx.filter_custom_vjp` so that the backward pass can drop problems that did not converge.

@@ -80,5 +80,6 @@ def sample_states(
     if not isinstance(finite, jax.core.Tracer) and not bool(jnp.any(finite)):
         raise ValueError("`source` has no finite state to sample from.")
     k_idx, k_noise = jax.random.split(key)
-    idx = jax.random.choice(k_idx, pool.shape[0], (n,), p=finite / jnp.sum(finite))
+    weight = finite.astype(pool.dtype)
+    idx = jax.random.choice(k_idx, pool.shape[0], (n,), p=weight / jnp.sum(weight))
     return pool[idx] + noise * jax.random.normal(k_noise, (n, pool.shape[-1]), pool.dtype)

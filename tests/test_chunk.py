@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxdyn as jd
 from jaxdyn._chunk import chunked_vmap, memory_budget, resolve_chunk_size
 
 
@@ -42,7 +43,8 @@ def test_batched_args_jit_and_grad(data):
 
 def test_progress_bar(data, capsys):
     x, a = data
-    out = chunked_vmap(fn, x, a, in_axes=(0, None), chunk_size=4, progress=True, desc="t")
+    out = chunked_vmap(fn, x, a, in_axes=(0, None), chunk_size=4,
+                       progress=jd.TqdmProgressMeter(desc="t"))
     jax.effects_barrier()
     assert out["vec"].shape == (10, 3)
 

@@ -56,3 +56,15 @@ def test_unwritable_output(tmp_path):
     res = run_cli("demo", "--out", str(blocker / "sub"))
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_demo_refuses_to_overwrite_without_force(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "summary.json").write_text("{\"mine\": 1}")
+    res = run_cli("demo", "--out", str(out), "--n-hidden", "8", "--n-traj", "2")
+    assert res.returncode == 2 and "--force" in res.stderr
+    assert (out / "summary.json").read_text() == "{\"mine\": 1}"
+    res = run_cli("demo", "--out", str(out), "--n-hidden", "8", "--n-traj", "2", "--force")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "summary.json").read_text())["n_hidden"] == 8

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import jaxdyn as jd
-from jaxdyn._newton import RESULTS
-from jaxdyn._fixed_points import MARGINAL, SADDLE, STABLE, UNSTABLE
+from jaxdyn import RESULTS
+from jaxdyn._fixed_points import MARGINAL, NONFINITE, SADDLE, STABLE, UNSTABLE
 from jaxdyn.rnn import VanillaRNN
 
 H_STAR = 0.9575040241
@@ -320,24 +320,103 @@ def test_plot_and_summary():
     assert isinstance(jd.fixed_points(tanh_map(), jnp.ones((2, 1)), 2.0).plot(),
                       matplotlib.axes.Axes)
     text = repr(fps)
-    assert text.startswith("FixedPoints(12 points") and "converged" in text
-    assert FixedPointsNames() == ("stable", "saddle", "unstable", "marginal")
-    assert MARGINAL == 3
+    assert text.startswith("FixedPoints(12 points") and "distinct fixed points" in text
+    names = jd.FixedPoints.stability_names
+    assert names[STABLE] == "stable" and names[MARGINAL] == "marginal"
+    assert names[NONFINITE] == "non-finite"
 
 
-def FixedPointsNames():
-    return jd.FixedPoints.stability_names
+def test_unique_under_vmap_and_grad_against_the_closed_form():
+    x0s = jnp.linspace(-2.0, 2.0, 9)[:, None]
+
+    def count(w):
+        u = jd.fixed_points(tanh_map(), x0s, w).unique()
+        return jnp.sum(u.valid & u.converged)
+
+    # tanh(w h) = h has one fixed point for w <= 1 and three for w > 1.
+    np.testing.assert_array_equal(jax.vmap(count)(jnp.array([0.5, 2.0])), [1, 3])
+
+    def positive_point(w):
+        u = jd.fixed_points(tanh_map(), x0s, w).unique()
+        return jnp.max(jnp.where(u.valid, u.x[:, 0], -jnp.inf))
+
+    w = 2.0
+    h = H_STAR
+    # h = tanh(w h)  =>  dh/dw = h (1 − h²) / (1 − w (1 − h²)).
+    exact = h * (1 - h**2) / (1 - w * (1 - h**2))
+    assert float(jax.grad(positive_point)(w)) == pytest.approx(exact, rel=1e-8)
+
+
+def test_unique_merges_by_error_or_by_a_given_distance():
+    fps = jd.fixed_points(tanh_map(), jnp.linspace(-2.0, 2.0, 9)[:, None], jnp.asarray(2.0))
+    assert int(fps.unique().valid.sum()) == 3
+    assert bool(jnp.all(fps.error[fps.converged] < 1e-10))
+    # Every start points at the representative of its point.
+    reps = np.asarray(fps.point)
+    np.testing.assert_allclose(np.asarray(fps.x)[reps], np.asarray(fps.x), atol=1e-12)
+    # A distance larger than the gap between the points merges them all into the lowest-q one.
+    assert int(fps.unique(3.0).valid.sum()) == 1
+    for bad in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol"):
+            fps.unique(bad)
+    with pytest.raises(ValueError, match="size"):
+        fps.unique(size=0)
+
+
+def test_nonfinite_jacobian_is_labelled_so():
+    # f(x) = x·√|x| has a root at 0 where f is differentiable, but autodiff of √|x| gives NaN.
+    f = jd.Flow(lambda t, x, a: x * jnp.sqrt(jnp.abs(x)) - 0.0)
+    fps = jd.fixed_points(f, jnp.array([[0.0]]))
+    assert bool(fps.converged[0])
+    assert int(fps.stability[0]) == NONFINITE and int(fps.n_unstable[0]) == -1
+    assert bool(jnp.all(jnp.isnan(fps.eigvals[0])))
+
+
+@pytest.mark.parametrize("method", ["auto", "newton", "q", "lm", jd.Fallback(jd.Newton(),
+                                                                             jd.NewtonQ())])
+def test_methods_by_name_and_object(method):
+    fps = jd.fixed_points(tanh_map(), jnp.linspace(-2.0, 2.0, 5)[:, None], jnp.asarray(2.0),
+                          method=method)
+    u = valid_sorted(fps.unique())
+    np.testing.assert_allclose(u["x"][:, 0], [-H_STAR, 0.0, H_STAR], atol=1e-10)
+
+
+def test_progress_meter_object():
+    fps = jd.fixed_points(tanh_map(), jnp.linspace(-2.0, 2.0, 5)[:, None], jnp.asarray(2.0),
+                          progress=jd.TqdmProgressMeter(desc="fp"), chunk_size=2)
+    assert bool(jnp.all(fps.converged))
+    with pytest.raises(ValueError, match="progress"):
+        jd.fixed_points(tanh_map(), jnp.ones((2, 1)), 2.0, progress="yes")
 
 
 @pytest.mark.slow
-def test_trained_flipflop_has_eight_stable_points_and_saddles(trained_flipflop):
-    model, inputs = trained_flipflop
-    x0s = jd.sample_states(jax.random.PRNGKey(2), model, inputs=inputs, n=512, noise=0.2)
-    fps = jd.fixed_points(model, x0s, jnp.zeros(3), method="q")
-    u = fps.unique(1e-4)
+def test_committed_flipflop_network_has_eight_stable_points(trained_network):
+    model, task = trained_network("flipflop")
+    trial = task.sample(jax.random.PRNGKey(0), 64)
+    x0s = jd.sample_states(jax.random.PRNGKey(1), model, inputs=trial.inputs, n=512, noise=0.1)
+    u = jd.fixed_points(model, x0s, jnp.zeros(task.n_in)).unique()
     conv = u.valid & u.converged
     stable = conv & (u.stability == STABLE)
     assert int(stable.sum()) == 8
     signs = np.sign(np.asarray(jax.vmap(model.readout)(u.x[stable])))
     assert len({tuple(s) for s in signs}) == 8  # one memory per corner of the cube
     assert int((conv & (u.stability == SADDLE)).sum()) >= 1
+
+
+@pytest.mark.slow
+def test_committed_integrator_has_a_line_of_slow_points(trained_network):
+    model, task = trained_network("integrator")
+    trial = task.sample(jax.random.PRNGKey(0), 64)
+    x0s = jd.sample_states(jax.random.PRNGKey(1), model, inputs=trial.inputs, n=256,
+                           noise=0.02)
+    u = jd.fixed_points(model, x0s, jnp.zeros(task.n_in)).unique()
+    keep = np.asarray(u.valid)
+    assert keep.sum() >= 5
+    mult = np.abs(np.asarray(u.eigvals)[keep])
+    # One multiplier close to 1 (the direction along the line), the rest well inside the disc.
+    assert np.all(np.abs(mult[:, 0] - 1.0) < 0.05)
+    assert np.all(mult[:, 1] < 0.95)
+    # The points lie on a line: one principal component holds nearly all their spread.
+    pts = np.asarray(u.x)[keep]
+    sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+    assert sv[0] ** 2 / np.sum(sv**2) > 0.95

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import jaxdyn as jd
-
 from jaxdyn._newton import (
     RESULTS,
     LevenbergMarquardt,
@@ -141,7 +140,8 @@ def test_work_queue_equals_single_solves(slots):
     x0s = jnp.linspace(-3.0, 3.0, 11)[:, None]
     ws = jnp.linspace(1.5, 3.0, 11)  # away from the pitchfork at w = 1
     batch = newton_solve_batch(tanh_map, x0s, ws, args_axes=0, tol=1e-12, slots=slots,
-                               progress=jd.TqdmProgressMeter() if slots == 3 else jd.NoProgressMeter())
+                               progress=jd.TqdmProgressMeter() if slots == 3
+                               else jd.NoProgressMeter())
     for i in range(11):
         one = newton_solve(tanh_map, x0s[i], ws[i], tol=1e-12)
         np.testing.assert_allclose(batch.x[i], one.x, atol=1e-14)

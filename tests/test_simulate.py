@@ -66,15 +66,58 @@ def test_vmap_over_x0_and_args_equals_loop():
         np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(single), rtol=1e-12)
 
 
-def test_no_recompile_for_new_values():
-    x0 = jnp.ones(3)
-    from jaxdyn._simulate import _integrate_flow
+@pytest.mark.parametrize("path", [dict(dt=0.1), dict(), dict(dt=0.1, ts=jnp.linspace(0, 1, 5)),
+                                  dict(map=True)])
+def test_no_recompile_for_new_values(path):
+    """New values of x0, args and t1 reuse the compiled program: the vector field is traced
+    once for the pre-tracing shape check and once per compilation, whatever the values."""
+    traces = []
 
-    jd.simulate(LORENZ, x0, 28.0, 1.0, dt=0.1)
+    def f(t, x, rho):
+        traces.append(1)
+        return jnp.stack([10.0 * (x[1] - x[0]), x[0] * (rho - x[2]) - x[1],
+                          x[0] * x[1] - 8.0 / 3.0 * x[2]])
 
-    n0 = _integrate_flow._cached._cache_size()
-    jd.simulate(LORENZ, 2 * x0, 20.0, 1.0, dt=0.1)
-    assert _integrate_flow._cached._cache_size() == n0
+    path = dict(path)
+    system = jd.Map(lambda k, x, r: x + 1e-3 * f(k, x, r)) if path.pop("map", False) \
+        else jd.Flow(f)
+    t1 = 20 if system.discrete else 1.0
+    jd.simulate(system, jnp.ones(3), 28.0, t1, **path)
+    first = len(traces)
+    for k, rho in enumerate((20.0, 35.0, 1.5)):
+        jd.simulate(system, (2.0 + k) * jnp.ones(3), rho, t1, **path)
+        # Only the pre-tracing shape check evaluates f again: one trace per call.
+        assert len(traces) - first == k + 1
+
+
+def test_fixed_step_that_does_not_divide_the_span_ends_at_t1():
+    decay = jd.Flow(lambda t, x, a: -x)
+    traj = jd.simulate(decay, jnp.ones(1), None, 1.0, dt=0.3)
+    np.testing.assert_allclose(np.asarray(traj.ts), [0.0, 0.3, 0.6, 0.9, 1.0], atol=1e-12)
+    # RK4 with a last step of 0.1: the exact e^{-1} to the method's accuracy.
+    assert abs(float(traj.xs[-1, 0]) - np.exp(-1.0)) < 1e-4
+    assert bool(traj.success) and int(traj.result._value) == 0
+
+
+def test_nonfinite_states_are_a_status_on_every_path():
+    blowup = jd.Flow(lambda t, x, a: x**2)
+    for kwargs in (dict(dt=0.01), dict(dt=0.01, ts=jnp.linspace(0.0, 2.0, 5))):
+        traj = jd.simulate(blowup, jnp.ones(1), None, 2.0, **kwargs)
+        assert not bool(traj.success)
+        assert int(traj.result._value) == jd.RESULTS.nonfinite_state._value
+    growth = jd.Map(lambda k, x, a: x * x + 1.0)
+    traj = jd.simulate(growth, jnp.array([2.0]), None, 30)
+    assert int(traj.result._value) == jd.RESULTS.nonfinite_state._value
+
+
+def test_traced_backwards_span_is_a_status_not_an_integration():
+    decay = jd.Flow(lambda t, x, a: -x)
+    traj = jax.jit(lambda t1: jd.simulate(decay, jnp.ones(1), None, t1))(-1.0)
+    assert not bool(traj.success)
+    assert int(traj.result._value) == jd.RESULTS.invalid_time_span._value
+    assert bool(jnp.all(jnp.isnan(traj.xs)))
+    ok = jax.jit(lambda t1: jd.simulate(decay, jnp.ones(1), None, t1))(1.0)
+    assert bool(ok.success) and abs(float(ok.xs[-1, 0]) - np.exp(-1.0)) < 1e-6
 
 
 def test_grad_through_simulate_matches_finite_differences():
@@ -120,6 +163,7 @@ def test_failure_is_a_status_not_an_exception():
     blowup = jd.Flow(lambda t, x, a: x**2)
     traj = jax.jit(lambda x0: jd.simulate(blowup, x0, None, 2.0, max_steps=50))(jnp.ones(1))
     assert not bool(traj.success)
+    assert int(traj.result._value) != jd.RESULTS.successful._value
 
 
 def test_stacked_models_simulate():
@@ -145,6 +189,12 @@ def test_plot_returns_axes():
         (dict(t1=-1.0), "t1"),
         (dict(dt=0.0), "dt"),
         (dict(dt=-0.1), "dt"),
+        (dict(dt=float("inf")), "dt"),
+        (dict(dt=float("nan")), "dt"),
+        (dict(rtol=-1e-6), "rtol"),
+        (dict(atol=-1e-8), "atol"),
+        (dict(rtol=0.0, atol=0.0), "rtol"),
+        (dict(t1=float("inf")), "t1"),
         (dict(solver="rk45"), "solver"),
         (dict(t1=None), "t1"),
     ],

@@ -84,3 +84,38 @@ def test_piecewise_constant_input_validation_and_lookup():
         jd.PiecewiseConstant(jnp.ones((3, 1)), dt=0.0)
     with pytest.raises(ValueError, match="values"):
         jd.PiecewiseConstant(jnp.ones((0, 1)), dt=1.0)
+
+
+def test_jacobian_checks_its_state():
+    f = jd.Flow(lambda t, x, a: jnp.stack([x[0] * x[1], x[1] ** 2, x[2]]))
+    with pytest.raises(ValueError, match="`x` must be a 1-D state"):
+        jd.jacobian(f, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="`x` must be finite"):
+        jd.jacobian(f, jnp.array([1.0, jnp.nan, 0.0]))
+    # Integers are states too: they are taken as floats.
+    np.testing.assert_array_equal(jd.jacobian(f, jnp.array([1, 2, 3])),
+                                  jd.jacobian(f, jnp.array([1.0, 2.0, 3.0])))
+    sized = jd.Flow(lambda t, x, a: -x, state_size=3)
+    with pytest.raises(ValueError, match="state has size 3"):
+        jd.jacobian(sized, jnp.ones(4))
+    with pytest.raises(ValueError, match="state_size"):
+        jd.Flow(lambda t, x, a: -x, state_size=0)
+
+
+@pytest.mark.parametrize("name", ["ctrnn_rate", "ctrnn_voltage_relu", "vanilla_softplus",
+                                  "gru", "gru_reset_before", "lstm"])
+def test_closed_form_rnn_jacobians_equal_autodiff(name):
+    k = jax.random.PRNGKey(0)
+    model = {
+        "ctrnn_rate": lambda: jd.rnn.CTRNN(3, 7, 2, key=k),
+        "ctrnn_voltage_relu": lambda: jd.rnn.CTRNN(3, 7, 2, key=k, form="voltage",
+                                                   nonlinearity="relu"),
+        "vanilla_softplus": lambda: jd.rnn.VanillaRNN(3, 7, 2, key=k, nonlinearity="softplus"),
+        "gru": lambda: jd.rnn.GRU(3, 7, 2, key=k),
+        "gru_reset_before": lambda: jd.rnn.GRU(3, 7, 2, key=k, reset_after=False),
+        "lstm": lambda: jd.rnn.LSTM(3, 7, 2, key=k),
+    }[name]()
+    x = jax.random.normal(jax.random.PRNGKey(1), (model.state_size,))
+    u = jax.random.normal(jax.random.PRNGKey(2), (3,))
+    auto = jax.jacfwd(lambda y: model(0.0, y, u))(x)
+    np.testing.assert_allclose(jd.jacobian(model, x, u), auto, rtol=1e-12, atol=1e-14)

@@ -62,13 +62,13 @@ def test_matches_pytorch(name, with_readout):
     x0 = np.concatenate([h0, c0]) if cls is LSTM else h0
     states, outputs = eqx.filter_jit(lambda m, x, u: m.run(x, u))(model, jnp.asarray(x0),
                                                                     jnp.asarray(inputs))
-    np.testing.assert_allclose(states[:, :H], hs, rtol=1e-5, atol=1e-10)
-    np.testing.assert_allclose(outputs, ys, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(states[:, :H], hs, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(outputs, ys, rtol=1e-12, atol=1e-13)
     if cls is LSTM:
-        np.testing.assert_allclose(states[-1, H:], c_n, rtol=1e-5, atol=1e-10)
+        np.testing.assert_allclose(states[-1, H:], c_n, rtol=1e-12, atol=1e-13)
     # The imported model is an ordinary system.
     traj = jd.simulate(model, jnp.asarray(x0), jnp.asarray(inputs[0]), 3)
-    np.testing.assert_allclose(traj.xs[1, :H], hs[0], rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(traj.xs[1, :H], hs[0], rtol=1e-12, atol=1e-13)
 
 
 def test_float32_module_is_converted_to_default_dtype():
@@ -100,7 +100,7 @@ def test_no_bias_and_batch_first():
         hs, _ = module(torch.from_numpy(inputs)[None])  # batch_first: [1, T, n_in]
         ys = readout(hs[0]).numpy()
     _, outputs = model.run(None, jnp.asarray(inputs))
-    np.testing.assert_allclose(outputs, ys, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(outputs, ys, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize(

@@ -128,11 +128,12 @@ class AbstractRNN(AbstractJacobianSystem):
             noise = jnp.zeros((inputs.shape[0], self.state_size), x0.dtype)
         else:
             noise = jr.normal(key, (inputs.shape[0], self.state_size), x0.dtype)
-        noise = noise * (self.noise_scale * noise_std)
+        # A scalar, or one value per unit (a vector tau), in the state's dtype.
+        scale = jnp.asarray(self.noise_scale * noise_std, x0.dtype)
 
         def body(x, u_xi):
             u, xi = u_xi
-            x = self.step(x, u) + xi
+            x = self.step(x, u) + scale * xi
             return x, (x, self.readout(x))
 
         _, (states, outputs) = jax.lax.scan(body, x0, (inputs, noise))

@@ -24,5 +24,7 @@ from ._epochs import (
     Uniform as Uniform,
 )
 from ._memory import DelayComparison as DelayComparison, GoNoGo as GoNoGo
+from ._recipes import recipe as recipe
 from ._registry import TASKS as TASKS, get_task as get_task
+from ._stream import Stream as Stream
 from ._timing import IntervalDiscrimination as IntervalDiscrimination, ReadySetGo as ReadySetGo
