@@ -26,6 +26,7 @@ from ._solution import RESULTS as RESULTS
 from ._starts import sample_states as sample_states
 from ._system import (
     AbstractFlow as AbstractFlow,
+    AbstractJacobianSystem as AbstractJacobianSystem,
     AbstractMap as AbstractMap,
     AbstractSystem as AbstractSystem,
     Flow as Flow,

@@ -8,6 +8,15 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Every compiled XLA program holds
+    memory mappings; a session that compiles a few thousand programs would pass the kernel's
+    limit (vm.max_map_count, 65,530 by default) and crash inside the compiler."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
@@ -35,7 +44,8 @@ def trained_network():
             model = jax.tree_util.tree_map(
                 lambda x: x.astype("float64") if hasattr(x, "dtype") and x.dtype.kind == "f"
                 else x, model)
-            cache[name] = (model, jd.tasks.get_task(table[name]["task"]))
+            task = jd.tasks.get_task(table[name]["task"], **table[name].get("task_kwargs", {}))
+            cache[name] = (model, task)
         return cache[name]
 
     return load

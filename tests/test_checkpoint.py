@@ -106,14 +106,38 @@ def test_checkpoint_round_trip_and_identity(tmp_path):
         load_checkpoint(tmp_path / "t.eqx", tree, run)
 
 
-def test_resume_matches_uninterrupted_run(tmp_path):
+class _StopAt(jd.AbstractProgressMeter):
+    """A progress meter that interrupts training once `at` steps are done (a stand-in for a
+    kill)."""
+
+    at: int
+
+    def open(self, total, initial=0):
+        return _Stopper(self.at)
+
+
+class _Stopper:
+    def __init__(self, at):
+        self.at = at
+
+    def update(self, done, **postfix):
+        if done >= self.at:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+def test_interrupted_run_resumes_bit_exactly(tmp_path):
     task = FlipFlop()
     model = jd.rnn.GRU(task.n_in, 8, task.n_out, key=jr.PRNGKey(0))
-    full, hist_full = jd.train(model, task, jr.PRNGKey(1), steps=20, log_every=5, **TINY)
+    kw = dict(steps=20, log_every=5, batch_size=8, learning_rate=1e-2)
+    full, hist_full = jd.train(model, task, jr.PRNGKey(1), progress=False, **kw)
     ckpt = tmp_path / "run"
-    jd.train(model, task, jr.PRNGKey(1), steps=10, log_every=5, checkpoint_dir=ckpt, **TINY)
-    resumed, hist = jd.train(model, task, jr.PRNGKey(1), steps=20, log_every=5,
-                             checkpoint_dir=ckpt, **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        jd.train(model, task, jr.PRNGKey(1), checkpoint_dir=ckpt, progress=_StopAt(10), **kw)
+    resumed, hist = jd.train(model, task, jr.PRNGKey(1), checkpoint_dir=ckpt, progress=False,
+                             **kw)
     for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(np.asarray(hist.loss), np.asarray(hist_full.loss))
@@ -140,10 +164,10 @@ def test_resume_takes_the_new_learning_rate(tmp_path):
     task = FlipFlop()
     model = jd.rnn.GRU(task.n_in, 8, task.n_out, key=jr.PRNGKey(0))
     kw = dict(batch_size=8, progress=False, log_every=5)
-    jd.train(model, task, jr.PRNGKey(1), steps=5, learning_rate=1e-2,
-             checkpoint_dir=tmp_path / "a", **kw)
-    jd.train(model, task, jr.PRNGKey(1), steps=5, learning_rate=1e-2,
-             checkpoint_dir=tmp_path / "b", **kw)
+    for run in ("a", "b"):
+        with pytest.raises(KeyboardInterrupt):
+            jd.train(model, task, jr.PRNGKey(1), steps=10, learning_rate=1e-2,
+                     checkpoint_dir=tmp_path / run, **{**kw, "progress": _StopAt(5)})
     same, h_same = jd.train(model, task, jr.PRNGKey(1), steps=10, learning_rate=1e-2,
                             checkpoint_dir=tmp_path / "a", **kw)
     lower, h_lower = jd.train(model, task, jr.PRNGKey(1), steps=10, learning_rate=1e-4,

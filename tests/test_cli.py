@@ -28,9 +28,14 @@ def test_info_json():
 
 
 @pytest.mark.slow
-def test_demo_writes_figure_and_summary(tmp_path):
+def test_demo_writes_figure_and_summary_and_overwrites_only_when_asked(tmp_path):
     out = tmp_path / "demo"
+    out.mkdir()
+    (out / "summary.json").write_text("{\"mine\": 1}")
     res = run_cli("demo", "--out", str(out), "--n-hidden", "16", "--n-traj", "3")
+    assert res.returncode == 2 and "--force" in res.stderr
+    assert (out / "summary.json").read_text() == "{\"mine\": 1}"
+    res = run_cli("demo", "--out", str(out), "--n-hidden", "16", "--n-traj", "3", "--force")
     assert res.returncode == 0, res.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_hidden"] == 16 and summary["all_integrations_succeeded"]
@@ -57,14 +62,3 @@ def test_unwritable_output(tmp_path):
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1
 
-
-def test_demo_refuses_to_overwrite_without_force(tmp_path):
-    out = tmp_path / "demo"
-    out.mkdir()
-    (out / "summary.json").write_text("{\"mine\": 1}")
-    res = run_cli("demo", "--out", str(out), "--n-hidden", "8", "--n-traj", "2")
-    assert res.returncode == 2 and "--force" in res.stderr
-    assert (out / "summary.json").read_text() == "{\"mine\": 1}"
-    res = run_cli("demo", "--out", str(out), "--n-hidden", "8", "--n-traj", "2", "--force")
-    assert res.returncode == 0, res.stderr
-    assert json.loads((out / "summary.json").read_text())["n_hidden"] == 8

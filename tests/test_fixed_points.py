@@ -411,12 +411,17 @@ def test_committed_integrator_has_a_line_of_slow_points(trained_network):
                            noise=0.02)
     u = jd.fixed_points(model, x0s, jnp.zeros(task.n_in)).unique()
     keep = np.asarray(u.valid)
-    assert keep.sum() >= 5
+    slow = np.asarray(u.slow)[keep]
+    assert keep.sum() >= 5 and slow.sum() >= 3
     mult = np.abs(np.asarray(u.eigvals)[keep])
-    # One multiplier close to 1 (the direction along the line), the rest well inside the disc.
-    assert np.all(np.abs(mult[:, 0] - 1.0) < 0.05)
-    assert np.all(mult[:, 1] < 0.95)
-    # The points lie on a line: one principal component holds nearly all their spread.
+    # One multiplier at 1 (the direction along the line; exactly so at the slow points), the
+    # others well inside the unit disc.
+    assert np.all(np.abs(mult[slow, 0] - 1.0) < 0.01)
+    assert np.all(np.abs(mult[:, 0] - 1.0) < 0.1)
+    assert np.all(mult[:, 1] < 0.9)
+    # The points spread along the line that holds the integral: across the output range, and
+    # mostly along one direction.
     pts = np.asarray(u.x)[keep]
+    assert np.ptp(np.asarray(jax.vmap(model.readout)(jnp.asarray(pts)))) > 2.0
     sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
-    assert sv[0] ** 2 / np.sum(sv**2) > 0.95
+    assert sv[0] ** 2 / np.sum(sv**2) > 0.8

@@ -135,12 +135,12 @@ def test_least_squares_and_float32():
     assert r32.x.dtype == jnp.float32 and bool(r32.converged)
 
 
-@pytest.mark.parametrize("slots", [1, 3, 11])
+@pytest.mark.parametrize("slots", [1, 4])
 def test_work_queue_equals_single_solves(slots):
     x0s = jnp.linspace(-3.0, 3.0, 11)[:, None]
     ws = jnp.linspace(1.5, 3.0, 11)  # away from the pitchfork at w = 1
     batch = newton_solve_batch(tanh_map, x0s, ws, args_axes=0, tol=1e-12, slots=slots,
-                               progress=jd.TqdmProgressMeter() if slots == 3
+                               progress=jd.TqdmProgressMeter() if slots == 4
                                else jd.NoProgressMeter())
     for i in range(11):
         one = newton_solve(tanh_map, x0s[i], ws[i], tol=1e-12)

@@ -285,6 +285,14 @@ def test_train_by_task_name_with_a_progress_meter():
     assert np.all(np.isfinite(np.asarray(hist.loss)))
 
 
+@pytest.mark.parametrize("name, minimum", [("flipflop", 0.99), ("integrator", 0.99),
+                                           ("angular", 0.99), ("pdm", 0.85)])
+def test_committed_networks_perform(trained_network, name, minimum):
+    model, task = trained_network(name)
+    assert model.W_out.dtype == jnp.float64
+    assert float(jd.evaluate(model, task, jr.PRNGKey(11), 512)) >= minimum
+
+
 def test_evaluate_under_filter_vmap_equals_loop(trained_network):
     model, task = trained_network("pdm")
     stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]) if eqx.is_array(x) else x,

@@ -3,7 +3,9 @@
     python tests/data/make_networks.py
 
 Runs in float32 on the CPU in about a minute; the files are committed so tests need no
-training. `tests/conftest.py::trained_network` loads them.
+training. `tests/conftest.py::trained_network` loads them. The flip-flop network is trained
+with every bit pulsed at step 0, so its memories are the 8 corners of the cube (no "not yet
+pulsed" state): 8 stable fixed points. The integrator is a line attractor.
 """
 
 from __future__ import annotations
@@ -19,29 +21,30 @@ import jaxdyn as jd
 
 HERE = Path(__file__).parent
 
-# name: (task, architecture, constructor kwargs, steps, learning rate)
+# name: (task name, task options, architecture, hidden units, jd.train options)
 NETWORKS = {
-    "flipflop": (jd.tasks.FlipFlop(), "VanillaRNN", dict(n_hidden=24), 3000, 5e-3),
-    "integrator": (jd.tasks.Integrator(), "VanillaRNN", dict(n_hidden=16), 3000, 1e-2),
-    "angular": (jd.tasks.AngularIntegration(), "GRU", dict(n_hidden=32), 2000, 5e-3),
-    "pdm": (jd.tasks.PerceptualDecisionMaking(), "GRU", dict(n_hidden=32), 600, 1e-2),
+    "flipflop": ("FlipFlop", {"initial_pulse": True}, "GRU", 16,
+                 {"steps": 2000, "batch_size": 64}),
+    "integrator": ("Integrator", {}, "VanillaRNN", 16, {"steps": 3000, "batch_size": 64}),
+    "angular": ("AngularIntegration", {}, "GRU", 32, {}),
+    "pdm": ("PerceptualDecisionMaking", {}, "GRU", 32, {}),
 }
 
 
 def main():
     report = {}
-    for i, (name, (task, arch, kw, steps, lr)) in enumerate(NETWORKS.items()):
-        cls = getattr(jd.rnn, arch)
-        model = cls(task.n_in, kw["n_hidden"], task.n_out, key=jr.PRNGKey(i))
-        model, hist = jd.train(model, task, jr.PRNGKey(100 + i), steps=steps, batch_size=64,
-                               learning_rate=lr, progress=True, log_every=100)
+    for i, (name, (task_name, task_kwargs, arch, hidden, options)) in enumerate(
+            NETWORKS.items()):
+        task = jd.tasks.get_task(task_name, **task_kwargs)
+        model = getattr(jd.rnn, arch)(task.n_in, hidden, task.n_out, key=jr.PRNGKey(i))
+        model, hist = jd.train(model, task, jr.PRNGKey(100 + i), progress=True, **options)
         score = float(jd.evaluate(model, task, jr.PRNGKey(7), 512))
         trial = task.sample(jr.PRNGKey(7), 512)
         _, out = jax.vmap(lambda u, m=model: m.run(None, u))(trial.inputs)
         loss = float(task.loss(out, trial))
         jd.save_model(HERE / f"{name}.eqx", model)
-        report[name] = {"task": type(task).__name__, "architecture": arch, **kw,
-                        "steps": steps, "learning_rate": lr, "score": round(score, 4),
+        report[name] = {"task": task_name, "task_kwargs": task_kwargs, "architecture": arch,
+                        "n_hidden": hidden, "train": options, "score": round(score, 4),
                         "loss": round(loss, 5),
                         "final_train_loss": float(jnp.mean(hist.loss[-20:]))}
         print(name, report[name])
