@@ -38,6 +38,7 @@ from ._validate import (
     check_state,
     check_system_output,
     check_tolerance,
+    is_concrete,
     promote_scalars,
 )
 
@@ -287,9 +288,17 @@ def fixed_points(
             )
     mtol = _marginal_tol(marginal_tol, x0s.dtype)
     meter = as_meter(progress, "fixed points", "start")
-    return _find(system, x0s, args, jnp.asarray(tol, x0s.dtype), mtol, args_axis=args_axis,
-                 solver=solver, max_steps=max_steps, chunk=chunk, linearise=linearise,
-                 meter=meter)
+    fps = _find(system, x0s, args, jnp.asarray(tol, x0s.dtype), args_axis=args_axis,
+                solver=solver, max_steps=max_steps, chunk=chunk, meter=meter)
+    if not linearise:
+        return fps
+    reps = fps.point == _rows(batch)
+    if is_concrete(reps):
+        # Called eagerly: the number of distinct points is known, so only they are linearised,
+        # in a buffer of that size (rounded up to a power of two to share compilations).
+        distinct = int(np.sum(np.asarray(reps)))
+        return _linearise_distinct(system, fps, mtol, 1 << max(distinct - 1, 0).bit_length())
+    return _linearise_shared(system, fps, mtol, min(chunk, 16))
 
 
 def _solver(method: Any) -> AbstractNewtonStrategy:
@@ -320,8 +329,8 @@ def _residual_jacobian(x, system_and_args):
 
 
 @eqx.filter_jit
-def _find(system, x0s, args, tol, mtol, *, args_axis, solver, max_steps, chunk, linearise,
-          meter):
+def _find(system, x0s, args, tol, *, args_axis, solver, max_steps, chunk, meter):
+    """Solve from every start and group the resolved starts into distinct points."""
     r = newton_solve_batch(_residual, x0s, (system, args), args_axes=(None, args_axis),
                            tol=tol, max_steps=max_steps, solver=solver, slots=chunk,
                            progress=meter, jac=_residual_jacobian)
@@ -331,17 +340,43 @@ def _find(system, x0s, args, tol, mtol, *, args_axis, solver, max_steps, chunk, 
     fps = FixedPoints(x=r.x, q=r.q, residual=r.residual, error=r.error, converged=r.converged,
                       steps=r.steps, result=r.result, point=-jnp.ones(k, jnp.int32), args=args,
                       valid=jnp.ones(k, bool), discrete=system.discrete)
-    point = _group(fps, jnp.zeros((), x0s.dtype))
-    fps = eqx.tree_at(lambda f: f.point, fps, point)
-    if linearise:
-        reps = (point == _rows(k)) & jnp.all(jnp.isfinite(fps.x), -1)
-        fps = _linearise_rows(system, fps, reps, mtol, chunk=min(chunk, 16))
-        # Every start shares the linearisation of its point.
-        share = jnp.where(point >= 0, point, _rows(k))
-        fps = eqx.tree_at(lambda f: _lin_fields(f), fps,
-                          [jax.tree_util.tree_map(lambda a: a[share], v) for v in _lin_fields(fps)],
-                          is_leaf=lambda z: z is None)
-    return fps
+    return eqx.tree_at(lambda f: f.point, fps, _group(fps, jnp.zeros((), x0s.dtype)))
+
+
+def _share(fps: FixedPoints, lin: dict, index) -> FixedPoints:
+    """Every row gets the linearisation `lin[index[row]]` (padding where `index` < 0)."""
+    ok = index >= 0
+    lin = {name: jax.tree_util.tree_map(lambda a: _mask(a[jnp.clip(index, 0)], ok), val)
+           for name, val in lin.items()}
+    return eqx.tree_at(lambda f: [getattr(f, name) for name in lin], fps, list(lin.values()),
+                       is_leaf=lambda z: z is None)
+
+
+@eqx.filter_jit
+def _linearise_distinct(system, fps: FixedPoints, mtol, size: int) -> FixedPoints:
+    """Linearise the `size` (or fewer) distinct points, then share with the rows."""
+    k = fps.x.shape[0]
+    reps = (fps.point == _rows(k)) & jnp.all(jnp.isfinite(fps.x), -1)
+    # Padding entries point past the end: they are dropped when the slots are written.
+    (idx,) = jnp.nonzero(reps, size=size, fill_value=k)
+    take = jnp.clip(idx, 0, k - 1)
+    x = jnp.where(jnp.all(jnp.isfinite(fps.x), -1, keepdims=True), fps.x, 0.0)
+    lin = jax.vmap(lambda i: _linearise_point(system, x[i], jax.tree_util.tree_map(
+        lambda a: a[i], fps.args), mtol))(take)
+    # The position of each row's representative among the linearised points.
+    slot = jnp.full(k, -1, jnp.int32).at[idx].set(_rows(size), mode="drop")
+    return _share(fps, lin, jnp.where(fps.point >= 0, slot[jnp.clip(fps.point, 0)], -1))
+
+
+@eqx.filter_jit
+def _linearise_shared(system, fps: FixedPoints, mtol, chunk: int) -> FixedPoints:
+    """Inside a user's `jit`/`vmap`/`grad`, where the number of distinct points is not known:
+    linearise the representative rows (chunks past them are skipped), then share."""
+    k = fps.x.shape[0]
+    reps = (fps.point == _rows(k)) & jnp.all(jnp.isfinite(fps.x), -1)
+    lin = _linearise_rows(system, fps, reps, mtol, chunk=chunk)
+    index = jnp.where(fps.point >= 0, fps.point, -1)
+    return _share(fps, {name: getattr(lin, name) for name in _LIN}, index)
 
 
 _LIN = ("jacobian", "eigvals", "eigvecs", "left_eigvecs", "n_unstable", "stability",
