@@ -24,6 +24,7 @@ from ._progress import (
 from ._simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
 from ._solution import RESULTS as RESULTS
 from ._starts import sample_states as sample_states
+from ._sweep import SweepResult as SweepResult, grid_params as grid_params, sweep as sweep
 from ._system import (
     AbstractFlow as AbstractFlow,
     AbstractJacobianSystem as AbstractJacobianSystem,

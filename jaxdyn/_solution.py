@@ -42,6 +42,10 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "`dt` is too large for the system); rows from the first non-finite one on are not "
         "valid states. Use a smaller `dt` or adaptive steps."
     )
+    nonfinite_output = (
+        "The function returned NaN or inf for this point of the sweep; the other points are "
+        "unaffected. Look at this point's inputs, or at the statuses the function returns."
+    )
     diverged = (
         "The training loss became non-finite; this network kept its last good parameters and "
         "stopped training. Lower its learning rate, keep `grad_clip`, or add `weight_reg`."

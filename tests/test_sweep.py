@@ -1,0 +1,310 @@
+"""Sweeps: equal to a plain vmap (bitwise, float64), resumable, sharded over forced host
+devices, split over two JAX processes, and surviving SIGKILL."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdyn as jd
+
+# The problem of benchmarks/sweep.py, small: the equilibria of Beer's one-neuron CTRNN
+# τ y' = −y + w σ(y − 3) + I from three starts, over a (w, I) grid.
+_PROBLEM = """
+import jax, jax.numpy as jnp, numpy as np
+import jaxdyn as jd
+from jaxdyn.systems import beer_ctrnn
+
+def equilibria(p):
+    system = beer_ctrnn(1, W=p["w"][None, None], theta=jnp.array([-3.0]))
+    x0s = jnp.array([[-2.0], [3.0], [8.0]])
+    fps = jd.fixed_points(system, x0s, p["I"][None], linearise=False, tol=1e-12)
+    return {"y": fps.x[:, 0], "converged": fps.converged}
+
+PARAMS = jd.grid_params(w=np.linspace(4.0, 8.0, 13), I=np.linspace(-4.0, 0.0, 11))
+"""
+namespace: dict = {}
+exec(_PROBLEM, namespace)
+equilibria, PARAMS = namespace["equilibria"], namespace["PARAMS"]
+N = 13 * 11
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return jax.jit(jax.vmap(equilibria))(jax.tree_util.tree_map(jnp.asarray, PARAMS))
+
+
+def assert_bitwise(values, reference):
+    flat, ref = jax.tree_util.tree_leaves(values), jax.tree_util.tree_leaves(reference)
+    assert len(flat) == len(ref)
+    for a, b in zip(flat, ref):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_grid_params_order_and_errors():
+    g = jd.grid_params(a=[1.0, 2.0], b=[10.0, 20.0, 30.0])
+    np.testing.assert_array_equal(g["a"], [1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(g["b"], [10, 20, 30, 10, 20, 30])
+    with pytest.raises(ValueError, match="axis `b`"):
+        jd.grid_params(a=[1.0], b=[[1.0]])
+    with pytest.raises(ValueError, match="at least one"):
+        jd.grid_params()
+
+
+@pytest.mark.parametrize("chunk_size", [None, 16, 50, N])
+def test_equals_plain_vmap_bitwise(reference, chunk_size):
+    r = jd.sweep(equilibria, PARAMS, chunk_size=chunk_size, progress=False)
+    assert_bitwise(r.values, reference)
+    assert r.values["y"].shape == (N, 3)
+    assert bool(np.all(r.ok))
+    # Against the closed form: each converged point satisfies y = w σ(y − 3) + I.
+    w, inp = PARAMS["w"][:, None], PARAMS["I"][:, None]
+    y, ok = r.values["y"], r.values["converged"]
+    assert bool(np.all(ok.any(axis=1)))
+    np.testing.assert_allclose(y[ok], (w / (1 + np.exp(-(y - 3.0))) + inp)[ok], atol=1e-10)
+    # Bistable for w = 6 and I = 0: three equilibria, the center y = 3 between two others.
+    i = int(np.argmin(np.abs(PARAMS["w"] - 6.0) + np.abs(PARAMS["I"])))
+    assert bool(np.all(ok[i])) and len(np.unique(np.round(y[i], 6))) == 3
+
+
+def test_nan_points_are_reported_not_fatal():
+    def f(p):
+        return jnp.log(p["a"]) * jnp.ones(2)
+
+    r = jd.sweep(f, {"a": np.array([1.0, -1.0, 2.0, 0.5])}, chunk_size=3, progress=False)
+    assert list(r.ok) == [True, False, True, True]
+    codes = np.asarray(r.result._value)
+    assert codes[1] == jd.RESULTS.nonfinite_output._value
+    np.testing.assert_allclose(r.values[:, 0], [0.0, np.nan, np.log(2.0), np.log(0.5)])
+
+
+def test_resume_loads_finished_chunks_and_computes_the_rest(tmp_path, reference):
+    out = tmp_path / "sweep"
+    first = jd.sweep(equilibria, PARAMS, chunk_size=40, out=out, progress=False)
+    assert_bitwise(first.values, reference)
+    files = sorted(p.name for p in out.glob("chunk_*.npz"))
+    assert files == [f"chunk_{i:06d}.npz" for i in range(4)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chunk_size"] == 40 and manifest["points"] == N
+    # Chunk 1 is read back from its file (here marked), chunk 2 is computed again.
+    with np.load(out / "chunk_000001.npz") as data:
+        arrays = dict(data)
+    arrays["leaf_1"] = arrays["leaf_1"] + 1000.0  # the leaf of "y" (after "converged")
+    np.savez(out / "chunk_000001.npz", **arrays)
+    (out / "chunk_000002.npz").unlink()
+    again = jd.sweep(equilibria, PARAMS, out=out, progress=False)
+    np.testing.assert_array_equal(again.values["y"][40:80], first.values["y"][40:80] + 1000.0)
+    np.testing.assert_array_equal(again.values["y"][80:], first.values["y"][80:])
+    assert (out / "chunk_000002.npz").exists()
+
+
+def test_out_folder_of_another_sweep_is_refused(tmp_path):
+    out = tmp_path / "sweep"
+    jd.sweep(equilibria, PARAMS, chunk_size=80, out=out, progress=False)
+    other = dict(PARAMS, I=PARAMS["I"] + 0.5)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        jd.sweep(equilibria, other, out=out, progress=False)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        jd.sweep(lambda p: equilibria(p), PARAMS, out=out, progress=False)
+    with pytest.raises(ValueError, match="chunk_size"):
+        jd.sweep(equilibria, PARAMS, chunk_size=20, out=out, progress=False)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "chunk_000000.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="no manifest"):
+        jd.sweep(equilibria, PARAMS, out=stray, progress=False)
+
+
+def test_bad_input_names_the_leaf():
+    with pytest.raises(ValueError, match=r"params\['I'\]: 5"):
+        jd.sweep(equilibria, {"w": PARAMS["w"], "I": PARAMS["I"][:5]})
+    with pytest.raises(ValueError, match=r"could not be traced.*params\['w'\]: an array of "
+                                         r"shape \(\)"):
+        jd.sweep(lambda p: jnp.linalg.solve(p["w"], p["I"]), PARAMS)
+    with pytest.raises(ValueError, match="scalar"):
+        jd.sweep(equilibria, {"w": 1.0, "I": PARAMS["I"]})
+    with pytest.raises(ValueError, match="no sweep points"):
+        jd.sweep(equilibria, {"w": np.zeros(0), "I": np.zeros(0)})
+    with pytest.raises(ValueError, match="chunk_size"):
+        jd.sweep(equilibria, PARAMS, chunk_size=0)
+    with pytest.raises(ValueError, match="`fn`"):
+        jd.sweep("not a function", PARAMS)
+
+
+def test_batched_training_sweep_over_seeds(tmp_path):
+    """`jd.train` is a host loop over a stack of networks: a batched sweep over seeds trains
+    one stack per chunk and equals training each chunk's stack alone."""
+    task = jd.tasks.get_task("PerceptualDecisionMaking")
+
+    def train_seeds(seeds):
+        keys = jax.vmap(jax.random.PRNGKey)(seeds)
+        models = eqx.filter_vmap(lambda k: jd.rnn.GRU(task.n_in, 8, task.n_out, key=k))(keys)
+        _, hist = jd.train(models, task, keys, steps=3, batch_size=4, progress=False)
+        return hist.loss  # (networks, logged steps)
+
+    seeds = np.arange(5)
+    r = jd.sweep(train_seeds, seeds, chunk_size=2, batched=True, out=tmp_path / "s",
+                 progress=False)
+    assert r.values.shape[0] == 5 and bool(np.all(r.ok))
+    alone = np.concatenate([np.asarray(train_seeds(jnp.asarray(seeds[:2]))),
+                            np.asarray(train_seeds(jnp.asarray(seeds[2:4])))])
+    np.testing.assert_allclose(r.values[:4], alone, rtol=1e-6)
+    again = jd.sweep(train_seeds, seeds, batched=True, out=tmp_path / "s", progress=False)
+    np.testing.assert_array_equal(again.values, r.values)  # all three chunks loaded
+    with pytest.raises(ValueError, match="axis 0"):
+        jd.sweep(lambda s: jnp.zeros(3), seeds, chunk_size=2, batched=True, progress=False)
+
+
+def _run(script: str, *args, env=None, timeout=240):
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.slow
+def test_sharded_over_four_forced_host_devices(tmp_path, reference):
+    np.savez(tmp_path / "ref.npz", **{k: np.asarray(v) for k, v in reference.items()})
+    script = textwrap.dedent("""
+        import jax
+        jax.config.update("jax_enable_x64", True)
+    """) + _PROBLEM + textwrap.dedent(f"""
+        assert jax.local_device_count() == 4, jax.local_device_count()
+        r = jd.sweep(equilibria, PARAMS, chunk_size=30, progress=False)  # 30 -> 32 per call
+        ref = np.load({str(tmp_path / 'ref.npz')!r})
+        for k in ("y", "converged"):
+            np.testing.assert_array_equal(r.values[k], ref[k])
+        print("OK")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    done = _run(script, env=env)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_each_run_half_the_chunks(tmp_path, reference):
+    np.savez(tmp_path / "ref.npz", **{k: np.asarray(v) for k, v in reference.items()})
+    script = textwrap.dedent("""
+        import sys, jax
+        jax.config.update("jax_enable_x64", True)
+        rank, port = int(sys.argv[1]), sys.argv[2]
+        jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                                   process_id=rank)
+    """) + _PROBLEM + textwrap.dedent(f"""
+        # Each process writes its chunks to its own folder, to show which it ran.
+        r = jd.sweep(equilibria, PARAMS, chunk_size=20, out={str(tmp_path)!r} + f"/p{{rank}}",
+                     progress=False)
+        ref = np.load({str(tmp_path / 'ref.npz')!r})
+        for k in ("y", "converged"):
+            np.testing.assert_array_equal(r.values[k], ref[k])
+        print("OK", jax.process_count())
+    """)
+    port = str(_free_port())
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(rank), port], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in range(2)]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=240))
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and "OK 2" in out, err[-3000:]
+    # 143 points in chunks of 20: chunks 0–7; process 0 ran 0, 2, 4, 6 and process 1 ran 1, 3, 5, 7.
+    for rank in range(2):
+        ran = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / f"p{rank}").glob("chunk_*"))
+        assert ran == list(range(rank, 8, 2))
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_to_the_same_result(tmp_path, reference):
+    np.savez(tmp_path / "ref.npz", **{k: np.asarray(v) for k, v in reference.items()})
+    out = tmp_path / "sweep"
+    script = textwrap.dedent("""
+        import time, jax
+        jax.config.update("jax_enable_x64", True)
+    """) + _PROBLEM + textwrap.dedent(f"""
+        def slow(p):  # the same values, a quarter of a second per chunk
+            y = equilibria(p)
+            wait = jax.pure_callback(lambda a: (time.sleep(0.25), a)[1], p["w"], p["w"],
+                                     vmap_method="broadcast_all")
+            return {{"y": y["y"] + 0.0 * wait, "converged": y["converged"]}}
+        slow.__qualname__ = "equilibria_slowly"
+        r = jd.sweep(slow, PARAMS, chunk_size=8, out={str(out)!r}, progress=False)
+        ref = np.load({str(tmp_path / 'ref.npz')!r})
+        for k in ("y", "converged"):
+            np.testing.assert_array_equal(r.values[k], ref[k])
+        print("OK")
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while len(list(out.glob("chunk_*.npz"))) < 4 and time.time() < deadline:
+            assert child.poll() is None, child.stderr.read()[-3000:]
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    finished = len(list(out.glob("chunk_*.npz")))
+    assert 4 <= finished < 18  # 143 points in chunks of 8: 18 chunks
+    for path in out.glob("chunk_*.npz"):  # every chunk on disk is complete
+        with np.load(path) as data:
+            assert data["leaf_1"].shape == (8, 3)
+    done = _run(script)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+    assert len(list(out.glob("chunk_*.npz"))) == 18
+
+
+def test_compiles_once_per_function(reference):
+    traces = []
+
+    def counted(p):
+        traces.append(1)
+        return equilibria(p)
+
+    jd.sweep(counted, PARAMS, chunk_size=50, progress=False)
+    first = len(traces)
+    jd.sweep(counted, jax.tree_util.tree_map(lambda a: a * 1.01, PARAMS), chunk_size=50,
+             progress=False)
+    assert len(traces) == first  # new values, same program
+
+
+def test_progress_meter_counts_points(reference):
+    seen = []
+
+    class Meter(jd.AbstractProgressMeter):
+        def open(self, total, initial=0):
+            seen.append(("open", total, initial))
+
+            class Handle:
+                def update(self, done, **postfix):
+                    seen.append(("update", done))
+
+                def close(self):
+                    seen.append(("close",))
+            return Handle()
+
+    jd.sweep(equilibria, PARAMS, chunk_size=50, progress=Meter())
+    assert seen[0] == ("open", N, 0)
+    assert [s[1] for s in seen if s[0] == "update"] == [50, 100, N]
+    assert seen[-1] == ("close",)
+
