@@ -37,6 +37,7 @@ from ._validate import check_int, describe
 _FORMAT = 1
 _AXIS = "points"
 _STRUCTURE = "structure.pkl"  # the output PyTree structure of a batched sweep
+_CPU_CAP, _ACCEL_CAP = 4096, 65536  # the largest default chunk per device
 _PROBE = 8  # points per device in the compiled probe that sizes chunks from the memory budget
 
 
@@ -104,8 +105,9 @@ def sweep(
       it is part of the sweep's identity in `out`.
     - `params`: a PyTree of arrays sharing a leading axis, the sweep points (see `grid_params`
       for a product grid).
-    - `chunk_size`: points per chunk. Default: as many as fit half the device memory (2 GiB on
-      a CPU), measured by compiling `fn` once on a few points.
+    - `chunk_size`: points per chunk. Default: as many as fit the memory budget (half the
+      device memory; 2 GiB on a CPU), measured by compiling `fn` once on a few points, and at
+      most 4,096 per CPU device or 65,536 per accelerator.
     - `budget`: the memory budget in bytes for the default chunk size.
     - `out`: a folder for a resumable sweep. Every finished chunk is written there atomically
       with a manifest naming the sweep (its function and a hash of `params`); rerunning the
@@ -370,10 +372,13 @@ def _default_chunk(run, leaves, treedef, n: int, n_devices: int, budget) -> int:
                      stats.output_size_in_bytes) / probe
     except Exception:  # a backend without memory analysis
         per_point = None
+    # Past a few thousand points per device a chunk gains little throughput and loses
+    # resume granularity and progress updates (accelerators want wider batches than CPUs).
+    cap = (_CPU_CAP if jax.default_backend() == "cpu" else _ACCEL_CAP) * n_devices
     if not per_point:
-        return min(n, 1024 * n_devices)
+        return min(n, cap)
     budget = memory_budget() if budget is None else int(budget)
-    largest = max(n_devices, int(budget // (per_point * 1.25)))
+    largest = max(n_devices, min(cap, int(budget // (per_point * 1.25))))
     n_chunks = math.ceil(n / min(n, largest))
     return math.ceil(n / n_chunks)
 

@@ -308,3 +308,13 @@ def test_progress_meter_counts_points(reference):
     assert [s[1] for s in seen if s[0] == "update"] == [50, 100, N]
     assert seen[-1] == ("close",)
 
+
+
+def test_default_chunk_follows_the_memory_budget(tmp_path, reference):
+    roomy = jd.sweep(equilibria, PARAMS, out=tmp_path / "a", progress=False)
+    tight = jd.sweep(equilibria, PARAMS, budget=20_000, out=tmp_path / "b", progress=False)
+    sizes = [json.loads((tmp_path / d / "manifest.json").read_text())["chunk_size"]
+             for d in ("a", "b")]
+    assert sizes[0] == N and 1 <= sizes[1] < N
+    assert_bitwise(roomy.values, reference)
+    assert_bitwise(tight.values, reference)
