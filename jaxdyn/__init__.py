@@ -3,9 +3,19 @@
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
 
 from . import plot as plot, rnn as rnn, systems as systems, tasks as tasks
+from ._basins import Basins as Basins, basins as basins
 from ._checkpoint import load_model as load_model, save_model as save_model
 from ._fixed_points import FixedPoints as FixedPoints, fixed_points as fixed_points
+from ._grid import Grid as Grid, grid as grid, plane as plane
 from ._inputs import PiecewiseConstant as PiecewiseConstant
+from ._lyapunov import (
+    FTLEField as FTLEField,
+    LyapunovSpectrum as LyapunovSpectrum,
+    Ridges as Ridges,
+    ftle as ftle,
+    ftle_ridges as ftle_ridges,
+    lyapunov_spectrum as lyapunov_spectrum,
+)
 from ._newton import (
     AbstractNewtonStrategy as AbstractNewtonStrategy,
     Fallback as Fallback,

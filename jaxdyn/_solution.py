@@ -50,6 +50,11 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "The training loss became non-finite; this network kept its last good parameters and "
         "stopped training. Lower its learning rate, keep `grad_clip`, or add `weight_reg`."
     )
+    nonfinite_ftle = (
+        "The flow-map gradient at this point is not finite or collapses every direction (the "
+        "state blew up, or a finite difference met a failed neighbour), so it has no FTLE. "
+        "Use a shorter |T|, a smaller step, or look at the neighbouring points' statuses."
+    )
 
 
 def is_successful(result: RESULTS) -> Bool[Array, ...]:

@@ -318,3 +318,18 @@ def test_default_chunk_follows_the_memory_budget(tmp_path, reference):
     assert sizes[0] == N and 1 <= sizes[1] < N
     assert_bitwise(roomy.values, reference)
     assert_bitwise(tight.values, reference)
+
+
+def test_ftle_fields_over_a_parameter():
+    """A sweep of double-gyre FTLE fields over ε equals the fields computed one by one."""
+    dg = jd.systems.double_gyre()
+    pts = jnp.asarray(np.random.default_rng(0).uniform([0, 0], [2, 1], size=(8, 2)))
+
+    def field(eps):
+        return jd.ftle(dg, pts, eps, 0.0, 3.0, dt=0.1).ftle
+
+    eps = np.array([0.0, 0.1, 0.25])
+    r = jd.sweep(field, eps, chunk_size=2, progress=False)
+    alone = np.stack([np.asarray(field(jnp.asarray(e))) for e in eps])
+    np.testing.assert_allclose(r.values, alone, rtol=1e-12)
+    assert r.values.shape == (3, 8) and bool(np.all(r.ok))

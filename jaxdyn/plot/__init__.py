@@ -6,4 +6,9 @@ from ._figures import (
     plot_history as plot_history,
     plot_trajectory as plot_trajectory,
 )
+from ._ftle import (
+    plot_basins as plot_basins,
+    plot_ftle as plot_ftle,
+    plot_lyapunov as plot_lyapunov,
+)
 from ._task import plot_trial as plot_trial
