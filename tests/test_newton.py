@@ -142,8 +142,9 @@ def test_work_queue_equals_single_solves(slots):
     batch = newton_solve_batch(tanh_map, x0s, ws, args_axes=0, tol=1e-12, slots=slots,
                                progress=jd.TqdmProgressMeter() if slots == 4
                                else jd.NoProgressMeter())
+    single = jax.jit(lambda x0, w: newton_solve(tanh_map, x0, w, tol=1e-12))  # compiled once
     for i in range(11):
-        one = newton_solve(tanh_map, x0s[i], ws[i], tol=1e-12)
+        one = single(x0s[i], ws[i])
         np.testing.assert_allclose(batch.x[i], one.x, atol=1e-14)
         assert int(batch.steps[i]) == int(one.steps)
         assert int(batch.result._value[i]) == status(one)
