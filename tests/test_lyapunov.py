@@ -399,3 +399,22 @@ def test_figures_and_summaries():
     assert s.plot() is not None
     for obj in (field, field.ridges(), b, s):
         assert type(obj).__name__ in repr(obj)
+
+
+@pytest.mark.slow
+def test_double_gyre_grid_field_matches_the_published_numbacs_figures():
+    """The standard double-gyre field (401 × 201, t0 = 0, T = 15, DOP853 at rtol 1e-6 /
+    atol 1e-8, grid differences), in numbacs' output convention (boundary rows and columns 0,
+    negative values 0), against numbacs 0.2.0's figures on the same problem: range
+    [0, 0.3815], mean 0.15175 (shared/research/dsa_tasks_ftle.md)."""
+    dg = jd.systems.double_gyre()
+    g = jd.grid([(0.0, 2.0), (0.0, 1.0)], (401, 201))
+    f = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, 15.0, method="grid", solver="dopri8",
+                rtol=1e-6, atol=1e-8)
+    assert bool(jnp.all(f.success))
+    nb = np.maximum(np.nan_to_num(np.asarray(f.ftle)), 0.0)
+    nb[[0, -1], :] = 0.0
+    nb[:, [0, -1]] = 0.0
+    assert nb.min() == 0.0
+    assert abs(nb.max() - 0.3815) < 1e-4
+    assert abs(nb.mean() - 0.15175) < 1e-5

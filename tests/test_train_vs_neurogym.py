@@ -9,6 +9,8 @@ single runs vary by several points from seed to seed, on both sides, so jaxdyn's
 three seeds (one vmapped call) is compared with the peer's run.
 """
 
+import threading
+
 import equinox as eqx
 import jax
 import jax.random as jr
@@ -64,12 +66,19 @@ def float32():
 @pytest.mark.slow
 def test_same_recipe_same_trials_same_accuracy(float32):
     task = jd.tasks.PerceptualDecisionMaking()
-    peer = score(task, peer_network(STEPS))
+    # The peer trains in a thread (one PyTorch thread) while jaxdyn trains here: the two
+    # runs are independent, and the suite waits for the slower one only.
+    peer_model = []
+    thread = threading.Thread(target=lambda: peer_model.append(peer_network(STEPS)))
+    thread.start()
     keys = jr.split(jr.PRNGKey(0), 3)
     models = eqx.filter_vmap(lambda k: jd.rnn.GRU(task.n_in, H, task.n_out, key=k))(keys)
     trained, _ = jd.train(models, jd.tasks.Stream(task, SEQ), jr.split(jr.PRNGKey(1), 3),
                           steps=STEPS, batch_size=BATCH, learning_rate=1e-3, grad_clip=None,
                           lr_decay=None, progress=False, log_every=STEPS)
+    thread.join()
+    assert peer_model, "the NeuroGym + PyTorch run failed (see the thread's traceback)"
+    peer = score(task, peer_model[0])
     ours = float(np.median([score(task, jax.tree_util.tree_map(
         lambda a, i=i: a[i] if eqx.is_array(a) else a, trained)) for i in range(3)]))
     # Both near the task's ceiling (≈ 0.89: coherence-0 trials are coin flips).
