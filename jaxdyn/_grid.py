@@ -96,6 +96,9 @@ def _shape(shape: Any, d: int) -> tuple[int, ...]:
 def grid(bounds: Any, shape: int | Sequence[int], *, dtype: Any = None) -> Grid:
     """A regular grid of points `[*shape, n]` over a box of the `n`-dimensional state space.
 
+    (A grid of states, for `jd.ftle` and `jd.basins`; for a product grid of sweep parameters
+    see `jd.grid_params`.)
+
     **Arguments:**
 
     - `bounds`: one `(low, high)` pair per state coordinate, e.g. `[(0, 2), (0, 1)]`.

@@ -67,7 +67,7 @@ def grid_params(**axes: Any) -> dict[str, np.ndarray]:
 
     `grid_params(w=ws, I=Is)` returns `{"w": ..., "I": ...}`, each of length
     `len(ws) * len(Is)`, with the last axis varying fastest (so a result reshapes to
-    `(len(ws), len(Is))`).
+    `(len(ws), len(Is))`). (For a grid of states, e.g. for `jd.ftle`, see `jd.grid`.)
 
     **Raises:** `ValueError` when no axis is given or an axis is not a non-empty 1-D array.
     """
