@@ -46,7 +46,7 @@ class AbstractProgressMeter(eqx.Module):
 
 
 class NoProgressMeter(AbstractProgressMeter):
-    """Show nothing (the default of every call)."""
+    """Show nothing (the default of every call except `sweep`, which is long work by nature)."""
 
     @property
     def enabled(self) -> bool:
