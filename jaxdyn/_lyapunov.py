@@ -254,10 +254,13 @@ def _ftle_field(system, flat, embed, args, t0, V0, span, integ, chunk, meter, sp
     def one(s):
         x0 = s if embed is None else embed[0] + embed[1] @ s
         x, V, result = _propagate(system, x0, V0, args, t0, span, integ)
-        # Only the grid method needs the flow map itself; keep the output small otherwise.
-        return (x if spacing is not None else None), V, result._value
+        # Keep the output per point small: the grid method needs the flow map, the exact
+        # gradient only its largest stretching (never the `[points, n, k]` tangents at once).
+        if spacing is not None:
+            return x, None, result._value
+        return None, _log_stretch(V), result._value
 
-    x, V, rv = chunked_vmap(one, flat, chunk_size=chunk, progress=meter)
+    x, stretch, rv = chunked_vmap(one, flat, chunk_size=chunk, progress=meter)
     ok_value = RESULTS.successful._value
     bad_value = RESULTS.nonfinite_ftle._value
     if spacing is not None:
@@ -271,9 +274,8 @@ def _ftle_field(system, flat, embed, args, t0, V0, span, integ, chunk, meter, sp
         for axis in range(len(shape)):
             okn = okn & _neighbours_ok(ok, axis)
         rv = jnp.where((rv == ok_value) & ~okn.reshape(-1), bad_value, rv)
-    else:
-        C = V
-    sig = jax.vmap(_log_stretch)(C) / span.length.astype(C.dtype)
+        stretch = jax.vmap(_log_stretch)(C)
+    sig = stretch / span.length.astype(stretch.dtype)
     rv = jnp.where((rv == ok_value) & ~jnp.isfinite(sig), bad_value, rv)
     result = eqx.tree_at(lambda r: r._value, RESULTS.successful, rv)
     return jnp.where(rv == ok_value, sig, jnp.nan), result
