@@ -32,7 +32,7 @@ from ._chunk import memory_budget
 from ._io import write_atomic
 from ._progress import as_meter
 from ._solution import RESULTS
-from ._validate import check_int, describe
+from ._validate import check_int, check_positive, describe
 
 _FORMAT = 1
 _AXIS = "points"
@@ -130,13 +130,15 @@ def sweep(
     point whose output is NaN is reported there and does not stop the sweep.
 
     **Raises:** `ValueError` for `params` without a common leading axis, a `fn` that cannot be
-    traced on one point (naming the point's leaves), a bad `chunk_size`, or an `out` folder
-    that holds a different sweep.
+    traced on one point (naming the point's leaves), a bad `chunk_size` or `budget`, or an
+    `out` folder that holds a different sweep.
     """
     if not callable(fn):
         raise ValueError(f"`fn` must be a function of one sweep point; got {type(fn).__name__}.")
     leaves, treedef = _check_params(params)
     n = leaves[0].shape[0]
+    if budget is not None:
+        check_positive(budget, "budget")
     devices = jax.local_devices()
     out_def = None
     if batched:

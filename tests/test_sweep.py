@@ -137,6 +137,8 @@ def test_bad_input_names_the_leaf():
         jd.sweep(equilibria, {"w": np.zeros(0), "I": np.zeros(0)})
     with pytest.raises(ValueError, match="chunk_size"):
         jd.sweep(equilibria, PARAMS, chunk_size=0)
+    with pytest.raises(ValueError, match="budget"):
+        jd.sweep(equilibria, PARAMS, budget=-1)
     with pytest.raises(ValueError, match="`fn`"):
         jd.sweep("not a function", PARAMS)
 
