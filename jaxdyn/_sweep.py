@@ -139,6 +139,8 @@ def sweep(
     n = leaves[0].shape[0]
     if budget is not None:
         check_positive(budget, "budget")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size")
     devices = jax.local_devices()
     out_def = None
     if batched:
@@ -149,15 +151,14 @@ def sweep(
         run = _Program(fn, devices)
     identity = _identity(fn, leaves, treedef, batched)
     folder, manifest = (None, None) if out is None else _open(out, identity)
-    if manifest is not None and chunk_size is not None and \
-            check_int(chunk_size, "chunk_size") != manifest["chunk_size"]:
+    if manifest is not None and chunk_size not in (None, manifest["chunk_size"]):
         raise ValueError(f"`out` ({folder}) holds this sweep in chunks of "
                          f"{manifest['chunk_size']} points; got chunk_size={chunk_size}. Pass "
                          f"the same chunk_size, or none.")
     if manifest is not None:
         chunk = manifest["chunk_size"]
     elif chunk_size is not None:
-        chunk = min(check_int(chunk_size, "chunk_size"), n)
+        chunk = min(chunk_size, n)
     elif batched:
         chunk = n
     else:
@@ -172,14 +173,15 @@ def sweep(
     n_chunks = math.ceil(n / chunk)
     rank, n_proc = jax.process_index(), jax.process_count()
     mine = list(range(rank, n_chunks, n_proc))
+    slot = {i: k for k, i in enumerate(mine)}  # where chunk i sits in this process's buffers
     width = chunk if batched else -(-chunk // len(devices)) * len(devices)
     store = _Store(folder, len(mine) * chunk, chunk)
     done = set()
     if folder is not None and out_def is not None:
-        done = {i for i in mine if store.load(i, mine.index(i))}
+        done = {i for i in mine if store.load(i, slot[i])}
     size = lambda i: min(chunk, n - i * chunk)  # noqa: E731 (points in chunk i, unpadded)
-    handle = as_meter(progress, "sweep", "point").open(sum(map(size, mine)),
-                                                        initial=sum(map(size, done)))
+    finished = sum(map(size, done))
+    handle = as_meter(progress, "sweep", "point").open(sum(map(size, mine)), initial=finished)
     try:
         pending = None  # the chunk in flight: dispatch the next before reading it back
         for i in [i for i in mine if i not in done] + [None]:
@@ -192,9 +194,10 @@ def sweep(
                         out_def = jax.tree_util.tree_structure(tree)
                         if folder is not None:
                             write_atomic(folder / _STRUCTURE, pickle.dumps(out_def))
-                store.save(pending[0], mine.index(pending[0]), tree)
+                store.save(pending[0], slot[pending[0]], tree)
                 done.add(pending[0])
-                handle.update(sum(map(size, done)), chunks=f"{len(done)}/{len(mine)}")
+                finished += size(pending[0])
+                handle.update(finished, chunks=f"{len(done)}/{len(mine)}")
             pending = launched
     finally:
         handle.close()
