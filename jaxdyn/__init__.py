@@ -2,9 +2,25 @@
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
 
-from . import plot as plot, rnn as rnn, systems as systems, tasks as tasks
+from . import dsa as dsa, plot as plot, rnn as rnn, ssm as ssm, systems as systems, tasks as tasks
 from ._basins import Basins as Basins, basins as basins
 from ._checkpoint import load_model as load_model, save_model as save_model
+from ._continuation._api import (
+    bifurcation_curve as bifurcation_curve,
+    continuation as continuation,
+    switch_branch as switch_branch,
+)
+from ._continuation._branch import Bifurcations as Bifurcations, Branch as Branch
+from ._continuation._tests import (
+    AbstractTestFunction as AbstractTestFunction,
+    BogdanovTakens as BogdanovTakens,
+    BranchPoint as BranchPoint,
+    Cusp as Cusp,
+    Flip as Flip,
+    Fold as Fold,
+    Hopf as Hopf,
+    NeimarkSacker as NeimarkSacker,
+)
 from ._fixed_points import FixedPoints as FixedPoints, fixed_points as fixed_points
 from ._grid import Grid as Grid, grid as grid, plane as plane
 from ._inputs import PiecewiseConstant as PiecewiseConstant

@@ -56,6 +56,17 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "Use a shorter |T|, a smaller step, or look at the neighbouring points' statuses."
     )
 
+    continuation_start = (
+        "Newton did not converge from `x0` at the starting parameter `p0`: `x0` is not close "
+        "to an equilibrium (a fixed point, for a map). Start from a point found by "
+        "`jd.fixed_points`, or nearer to the branch."
+    )
+    continuation_step_min = (
+        "The continuation step fell below `ds_min`: the corrector failed even with the "
+        "smallest step (a singular point the branch cannot pass, or the end of the branch). "
+        "Lower `ds_min`, or raise `tol`."
+    )
+
 
 def is_successful(result: RESULTS) -> Bool[Array, ...]:
     """`result == RESULTS.successful`, elementwise (works on batched results)."""

@@ -1,6 +1,7 @@
 """Matplotlib figures for every jaxdyn result; each function takes `ax=None` and returns the
 axes it drew on. Result types call these from their `.plot()` methods."""
 
+from ._continuation import plot_branch as plot_branch
 from ._figures import (
     plot_fixed_points as plot_fixed_points,
     plot_history as plot_history,

@@ -1,0 +1,1 @@
+"""Numerical continuation of equilibria and their bifurcations (see `_api.py`)."""

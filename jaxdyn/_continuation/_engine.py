@@ -1,0 +1,164 @@
+"""The continuation driver: pseudo-arclength steps along `H(y) = 0` in one `lax.while_loop`
+over fixed-size buffers, with test functions evaluated at every point and their sign changes
+recorded as events; the events are then located, all at once, by `vmap`.
+
+Each step predicts `y + ds·τ` along the unit tangent `τ`, corrects by Newton on the bordered
+system `(H(y), τᵀ(y − y_pred)) = 0` (the shared Newton core), and takes the new tangent from
+`[H_y; τᵀ] τ' = (0, 1)`. The step grows after an easy correction and halves after a failed
+one (or a tangent turning by more than `max_angle`); below `ds_min` the branch ends with a
+status. Reference: E. L. Allgower and K. Georg, *Introduction to Numerical Continuation
+Methods*, SIAM (2003), ch. 2, 6; H. B. Keller (1977).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PyTree
+
+from .._newton import Newton, newton_solve
+from .._solution import RESULTS
+from ._curves import AbstractCurve
+from ._tests import AbstractTestFunction, PointInfo
+
+
+class Options(eqx.Module):
+    """The traced step-control options (a new value does not recompile)."""
+
+    ds: Array
+    ds_min: Array
+    ds_max: Array
+    lower: Array  # bounds on the parameters, shape (n_params,)
+    upper: Array
+    tol: Array
+    refine_tol: Array
+    cos_min: Array
+
+
+class Raw(eqx.Module):
+    """The buffers one direction of continuation fills."""
+
+    y: Array  # [M, m+1]
+    eigs: Array  # [M, n]
+    tests: Array  # [M, k]
+    ds: Array  # [M]
+    count: Array  # points stored
+    result: RESULTS
+    event_test: Array  # [K] index into `tests`, −1 empty
+    event_index: Array  # [K] the point before the sign change
+    steps: Array
+
+
+def _corrector(y, a):
+    curve, data, tau, y_pred = a
+    return jnp.concatenate([curve.residual(y, data), jnp.dot(tau, y - y_pred)[None]])
+
+
+def _sort_eigs(eigs: Array, discrete: bool) -> Array:
+    rate = jnp.abs(eigs) if discrete else jnp.real(eigs)
+    return eigs[jnp.argsort(-rate)]
+
+
+def observe(curve: AbstractCurve, y: Array, tau_ref: Array, data: PyTree,
+            tests: tuple[AbstractTestFunction, ...]):
+    """The tangent, eigenvalues and test values at a point `y` of the curve."""
+    n = curve.size
+    hy = jax.jacfwd(curve.residual)(y, data)
+    rhs = jnp.zeros(y.shape[0], y.dtype).at[-1].set(1.0)
+    tau = jnp.linalg.solve(jnp.concatenate([hy, tau_ref[None]]), rhs)
+    tau = tau / jnp.linalg.norm(tau)
+    jac = curve.state_jacobian(y[:n], y[n:n + curve.n_params])
+    eigs = _sort_eigs(jnp.linalg.eigvals(jac), curve.system.discrete)
+    info = PointInfo(y=y, tau=tau, hy=hy, jac=jac, eigs=eigs)
+    values = [t.value(curve, info, data) for t in tests]
+    # The last entry: the sign of det [H_y; τᵀ], which flips only at branch points.
+    values.append(jnp.linalg.slogdet(jnp.concatenate([hy, tau[None]]))[0].real)
+    return tau, eigs, jnp.stack(values).astype(y.dtype), info
+
+
+def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
+          tests: tuple[AbstractTestFunction, ...], opts: Options, *, max_points: int,
+          max_steps: int, corrector_steps: int, max_events: int,
+          start_ok: Array) -> Raw:
+    """Follow the curve from the point `y0` (on it) along `tau0`."""
+    n = curve.size
+    q = curve.n_params
+    k = len(tests)
+    dtype = y0.dtype
+    tau0 = tau0 / jnp.linalg.norm(tau0)
+    _, eigs0, values0, _ = observe(curve, y0, tau0, data0, tests)
+    neig = eigs0.shape[0]
+
+    def put(buf, i, v):
+        return buf.at[i].set(v)
+
+    ybuf = jnp.full((max_points, y0.shape[0]), jnp.nan, dtype).at[0].set(y0)
+    ebuf = jnp.full((max_points, neig), jnp.nan, eigs0.dtype).at[0].set(eigs0)
+    tbuf = jnp.full((max_points, k + 1), jnp.nan, dtype).at[0].set(values0)
+    dbuf = jnp.full((max_points,), jnp.nan, dtype).at[0].set(0.0)
+    carry0 = dict(i=jnp.asarray(1), it=jnp.asarray(0), y=y0, tau=tau0, ds=opts.ds,
+                  data=data0, values=values0, done=~start_ok,
+                  result=RESULTS.successful, ybuf=ybuf, ebuf=ebuf, tbuf=tbuf, dbuf=dbuf,
+                  ev_test=jnp.full((max_events,), -1), ev_index=jnp.zeros((max_events,), int),
+                  ev_n=jnp.asarray(0))
+
+    def cond(c):
+        return ~c["done"]
+
+    def body(c):
+        y, tau, ds = c["y"], c["tau"], c["ds"]
+        y_pred = y + ds * tau
+        sol = newton_solve(_corrector, y_pred, (curve, c["data"], tau, y_pred),
+                           tol=opts.tol, max_steps=corrector_steps, solver=Newton())
+        y_new = sol.x
+        tau_new, eigs, values, _ = observe(curve, y_new, tau, c["data"], tests)
+        finite = jnp.all(jnp.isfinite(tau_new)) & jnp.all(jnp.isfinite(y_new))
+        cos = jnp.dot(tau_new, tau)
+        close = jnp.linalg.norm(y_new - y) <= 2 * ds
+        ok = sol.converged & finite & (cos >= opts.cos_min) & close
+        i = c["i"]
+        # Record an accepted point.
+        ybuf = jnp.where(ok, put(c["ybuf"], i, y_new), c["ybuf"])
+        ebuf = jnp.where(ok, put(c["ebuf"], i, eigs), c["ebuf"])
+        tbuf = jnp.where(ok, put(c["tbuf"], i, values), c["tbuf"])
+        dbuf = jnp.where(ok, put(c["dbuf"], i, ds), c["dbuf"])
+        # Events: a sign change of a test function between the last point and this one.
+        ev_test, ev_index, ev_n = c["ev_test"], c["ev_index"], c["ev_n"]
+        regular = values[k] * c["values"][k] > 0
+        for t in range(k):
+            fire = ok & (jnp.sign(values[t]) * jnp.sign(c["values"][t]) < 0)
+            if tests[t].regular_only:
+                fire = fire & regular
+            room = ev_n < max_events
+            slot = jnp.minimum(ev_n, max_events - 1)
+            ev_test = jnp.where(fire & room, ev_test.at[slot].set(t), ev_test)
+            ev_index = jnp.where(fire & room, ev_index.at[slot].set(i - 1), ev_index)
+            ev_n = ev_n + (fire & room).astype(ev_n.dtype)
+        # Step-size control.
+        easy = sol.steps <= 3
+        grown = jnp.minimum(jnp.where(easy, 1.5 * ds, ds), opts.ds_max)
+        new_ds = jnp.where(ok, grown, 0.5 * ds)
+        too_small = ~ok & (new_ds < opts.ds_min)
+        ps = y_new[n:n + q]
+        outside = ok & (jnp.any(ps < opts.lower) | jnp.any(ps > opts.upper))
+        i_new = i + ok.astype(i.dtype)
+        it = c["it"] + 1
+        full = i_new >= max_points
+        out_of_steps = it >= max_steps
+        done = too_small | outside | full | out_of_steps
+        result = RESULTS.where(too_small, RESULTS.continuation_step_min,
+                               RESULTS.where(out_of_steps & ~full & ~outside,
+                                             RESULTS.max_steps_reached, RESULTS.successful))
+        data = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b),
+                                      curve.update_data(y_new, c["data"]), c["data"])
+        return dict(i=i_new, it=it, y=jnp.where(ok, y_new, y),
+                    tau=jnp.where(ok, tau_new, tau), ds=new_ds, data=data,
+                    values=jnp.where(ok, values, c["values"]), done=done, result=result,
+                    ybuf=ybuf, ebuf=ebuf, tbuf=tbuf, dbuf=dbuf, ev_test=ev_test,
+                    ev_index=ev_index, ev_n=ev_n)
+
+    c = jax.lax.while_loop(cond, body, carry0)
+    return Raw(y=c["ybuf"], eigs=c["ebuf"], tests=c["tbuf"], ds=c["dbuf"], count=c["i"],
+               result=c["result"], event_test=c["ev_test"], event_index=c["ev_index"],
+               steps=c["it"])

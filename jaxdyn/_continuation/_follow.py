@@ -1,0 +1,194 @@
+"""One curve followed in one or both directions, its events located and the two halves
+joined into a `Branch` (shared by equilibria, branch switching and two-parameter curves)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PyTree
+
+from .._solution import RESULTS
+from ._branch import Bifurcations, Branch
+from ._curves import AbstractCurve, Embedding, HopfCurve
+from ._engine import Options, Raw, _sort_eigs, observe, trace
+from ._tests import AbstractTestFunction
+
+
+def nodiff(tree: PyTree) -> PyTree:
+    """`tree` with every inexact array behind `stop_gradient` (the loop is not differentiated;
+    the located special points carry implicit gradients instead)."""
+    return jax.tree_util.tree_map(
+        lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, tree)
+
+
+def orient(curve: AbstractCurve, y: Array, data: PyTree, ref: Array) -> Array:
+    """The unit null vector of `H_y` at `y`, oriented along `ref`."""
+    hy = jax.jacfwd(curve.residual)(y, data)
+    tau = jnp.linalg.svd(hy)[2][-1]
+    s = jnp.sign(jnp.dot(tau, ref))
+    return tau * jnp.where(s == 0, 1.0, s)
+
+
+def _locate(curve: AbstractCurve, raw: Raw, tests: tuple[AbstractTestFunction, ...],
+            opts: Options, max_steps: int) -> dict:
+    """Locate every recorded event (all slots, every test kind, by `vmap`) and keep, per
+    slot, the result of the test that fired there."""
+    n, q = curve.size, curve.n_params
+    m = raw.y.shape[0]
+
+    def one(test, t):
+        def slot(index):
+            i0 = jnp.clip(index, 0, m - 2)
+            yl, yr = raw.y[i0], raw.y[i0 + 1]
+            vl, vr = raw.tests[i0, t], raw.tests[i0 + 1, t]
+            den = vl - vr
+            safe = jnp.where(den == 0, 1.0, den)
+            theta = jnp.where(den == 0, 0.5, jnp.clip(vl / safe, 0.0, 1.0))
+            guess = jax.lax.stop_gradient(yl + theta * (yr - yl))
+            data = curve.initial_data(guess)
+            _, _, _, info = observe(curve, guess, yr - yl, data, ())
+            y, extra, sol = test.locate(curve, guess, info, opts.refine_tol, max_steps)
+            x, ps = y[:n], y[n:n + q]
+            jac = curve.state_jacobian(x, ps)
+            eigs = jax.lax.stop_gradient(_sort_eigs(jnp.linalg.eigvals(jac),
+                                                    curve.system.discrete))
+            coef = test.coefficient(curve, x, ps, jac, extra)
+            near = jnp.linalg.norm(y - guess) <= 2 * jnp.linalg.norm(yr - yl) + 1e-6
+            ok = sol.converged & test.accept(curve, y, extra) & near
+            if isinstance(curve, HopfCurve):
+                extra = jnp.where(curve.system.discrete,
+                                  jnp.arccos(jnp.clip(y[-1] / 2, -1.0, 1.0)),
+                                  jnp.sqrt(jnp.maximum(y[-1], 0.0)))
+            return dict(kind=jnp.asarray(test.kind), x=x, p=ps[0],
+                        p2=ps[1] if q > 1 else jnp.full((), jnp.nan, y.dtype),
+                        eigenvalues=eigs, coefficient=coef.astype(y.dtype),
+                        omega=extra.astype(y.dtype), residual=sol.residual, ok=ok,
+                        result=sol.result)
+
+        return jax.vmap(slot)(raw.event_index)
+
+    slots = raw.event_test.shape[0]
+    outs = [one(test, t) for t, test in enumerate(tests)]
+    if not outs:
+        return None
+    pick = jnp.clip(raw.event_test, 0, len(tests) - 1)
+
+    def choose(*leaves):
+        stacked = jnp.stack(leaves)
+        return stacked[pick, jnp.arange(slots)]
+
+    merged = jax.tree_util.tree_map(choose, *outs)
+    merged["ok"] = merged["ok"] & (raw.event_test >= 0)
+    merged["index"] = raw.event_index
+    return merged
+
+
+def _empty_events(curve: AbstractCurve, raw: Raw) -> dict:
+    slots = raw.event_test.shape[0]
+    n, dtype = curve.size, raw.y.dtype
+    nan = jnp.full((slots,), jnp.nan, dtype)
+    return dict(kind=jnp.zeros(slots, int), x=jnp.full((slots, n), jnp.nan, dtype), p=nan,
+                p2=nan, eigenvalues=jnp.full((slots, n), jnp.nan, raw.eigs.dtype),
+                coefficient=nan, omega=nan, residual=nan, ok=jnp.zeros(slots, bool),
+                result=jax.vmap(lambda _: RESULTS.successful)(jnp.arange(slots)),
+                index=raw.event_index)
+
+
+def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
+           tests: tuple[AbstractTestFunction, ...], opts: Options, *, both: bool,
+           max_points: int, max_steps: int, corrector_steps: int, max_events: int,
+           refine_steps: int, kind: str, period: int = 1) -> Branch:
+    """Follow `curve` from `y0` along `ref` (and against it when `both`) and build the
+    `Branch`. The loop runs on a non-differentiable copy of the curve; special points are
+    located on `curve` itself, so they carry implicit gradients."""
+    frozen = nodiff(curve)
+    y0 = jax.lax.stop_gradient(y0)
+    data0 = frozen.initial_data(y0)
+    n, q = curve.size, curve.n_params
+    signs = jnp.array([1.0, -1.0] if both else [1.0], y0.dtype)
+
+    def lane(sign):
+        tau0 = orient(frozen, y0, data0, sign * ref)
+        raw = trace(frozen, y0, tau0, data0, tests, opts, max_points=max_points,
+                    max_steps=max_steps, corrector_steps=corrector_steps,
+                    max_events=max_events, start_ok=start_ok)
+        events = _locate(curve, raw, tests, opts, refine_steps) if tests else \
+            _empty_events(curve, raw)
+        return raw, events
+
+    raws, events = jax.vmap(lane)(signs)
+    start_failed = ~start_ok
+    if both:
+        y, eigs, ds, count, events = _join(raws, events, max_points)
+        fwd, bwd = (jax.tree_util.tree_map(lambda a, k=k: a[k], raws.result) for k in (0, 1))
+        result = RESULTS.where(fwd == RESULTS.successful, bwd, fwd)
+        steps = raws.steps[0] + raws.steps[1]
+    else:
+        take = lambda a: a[0]
+        y, eigs, ds = raws.y[0], raws.eigs[0], raws.ds[0]
+        count = raws.count[0]
+        events = jax.tree_util.tree_map(take, events)
+        result = jax.tree_util.tree_map(take, raws.result)
+        steps = raws.steps[0]
+    result = RESULTS.where(start_failed, RESULTS.continuation_start, result)
+    count = jnp.where(start_failed, 0, count)
+    special = _compact(events, max_events)
+    special = eqx.tree_at(lambda s: s.valid, special, special.valid & start_ok)
+    valid = jnp.arange(y.shape[0]) < count
+    discrete = curve.system.discrete
+    if discrete:
+        n_unst = jnp.sum(jnp.abs(eigs) > 1.0, axis=-1)
+    else:
+        n_unst = jnp.sum(jnp.real(eigs) > 0.0, axis=-1)
+    nanp = jnp.full((y.shape[0],), jnp.nan, y.dtype)
+    return Branch(x=y[:, :n], p=y[:, n], p2=y[:, n + 1] if q > 1 else nanp, valid=valid,
+                  stable=valid & (n_unst == 0), n_unstable=jnp.where(valid, n_unst, -1),
+                  eigenvalues=eigs, ds=ds, special=special, result=result, steps=steps,
+                  embed=curve.embed, kind=kind, discrete=discrete, period=period)
+
+
+def _join(raws: Raw, events: dict, m: int):
+    """Join the backward half (reversed) and the forward half into one curve, valid points
+    first."""
+    cn, cp = raws.count[1], raws.count[0]
+    shift = m - cn
+
+    def cat(a):
+        both = jnp.concatenate([a[1][::-1], a[0][1:]])
+        return jnp.roll(both, -shift, axis=0)
+
+    y, eigs, ds = cat(raws.y), cat(raws.eigs), cat(raws.ds)
+    ds = ds.at[cn - 1].set(0.0)
+    count = cn + cp - 1
+    fwd = jax.tree_util.tree_map(lambda a: a[0], events)
+    bwd = jax.tree_util.tree_map(lambda a: a[1], events)
+    fwd["index"] = cn - 1 + fwd["index"]
+    bwd["index"] = cn - 2 - bwd["index"]
+    joined = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), fwd, bwd)
+    return y, eigs, ds, count, joined
+
+
+def _compact(events: dict, slots: int) -> Bifurcations:
+    """The located events, valid ones first in branch order, in `slots` slots."""
+    ok = events["ok"]
+    order = jnp.argsort(jnp.where(ok, events["index"], jnp.iinfo(jnp.int32).max),
+                        stable=True)[:slots]
+    ev = jax.tree_util.tree_map(lambda a: a[order], events)
+    ok = ev["ok"]
+
+    def blank(a):
+        mask = ok.reshape(ok.shape + (1,) * (a.ndim - 1))
+        if jnp.issubdtype(a.dtype, jnp.inexact):
+            return jnp.where(mask, a, jnp.nan)
+        return jnp.where(mask, a, 0)
+
+    result = ev["result"]
+    return Bifurcations(kind=blank(ev["kind"]), x=blank(ev["x"]), p=blank(ev["p"]),
+                        p2=blank(ev["p2"]), eigenvalues=blank(ev["eigenvalues"]),
+                        coefficient=blank(ev["coefficient"]), omega=blank(ev["omega"]),
+                        residual=blank(ev["residual"]), index=jnp.where(ok, ev["index"], -1),
+                        valid=ok, result=result)
+
+
+__all__ = ["Embedding", "follow", "nodiff", "orient"]
