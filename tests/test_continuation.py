@@ -286,3 +286,26 @@ def test_branch_plot_and_repr(cusp_branch):
         jd.switch_branch(systems.cusp(), cusp_branch, 0)
     with pytest.raises(ValueError, match="not a valid special point"):
         jd.bifurcation_curve(systems.cusp(), cusp_branch, 5, parameter2=second)
+
+
+def test_discrete_rnn_pitchfork_and_float32():
+    # h ↦ tanh(w h): a pitchfork at w = 1; at w = 2 the nonzero fixed points are ±0.9575040241.
+    rnn = jd.Map(lambda t, h, w: jnp.tanh(w * h))
+    br = jd.continuation(rnn, jnp.zeros(1), 0.5, bounds=(0.0, 2.5), tests=(jd.BranchPoint(),),
+                         ds_max=0.1)
+    (bp,) = _kind(br, "branch point")
+    assert abs(float(br.special.p[bp]) - 1.0) < 1e-10
+    other = jd.switch_branch(rnn, br, int(bp), bounds=(0.0, 2.5), ds_max=0.1,
+                             tests=(jd.BranchPoint(),))
+    valid = np.asarray(other.valid)
+    h, w = np.asarray(other.x[:, 0])[valid], np.asarray(other.p)[valid]
+    np.testing.assert_allclose(np.tanh(w * h), h, atol=1e-10)
+    assert np.all(np.asarray(other.stable)[valid][np.abs(h) > 0.1])  # the new branches are stable
+    at2 = np.interp(2.0, w[h > 0][np.argsort(w[h > 0])], h[h > 0][np.argsort(w[h > 0])])
+    assert abs(at2 - 0.9575040241) < 1e-3  # linear interpolation between branch points
+    # float32 in, float32 out, with float32 tolerances.
+    br32 = jd.continuation(rnn, jnp.zeros(1, jnp.float32), 0.5, bounds=(0.0, 2.5),
+                           tests=(jd.BranchPoint(),), ds_max=0.1)
+    assert br32.x.dtype == jnp.float32 and br32.p.dtype == jnp.float32
+    (bp32,) = _kind(br32, "branch point")
+    assert abs(float(br32.special.p[bp32]) - 1.0) < 1e-4
