@@ -81,6 +81,7 @@ class AbstractCurve(eqx.Module):
 
     system: AbstractSystem
     embed: Embedding
+    size: eqx.AbstractVar[int]
 
     @property
     @abc.abstractmethod
@@ -117,6 +118,11 @@ class AbstractCurve(eqx.Module):
             return self.system.state_jacobian(x, args)
         return jax.jacfwd(lambda z: self.system(0.0, z, args))(x)
 
+    def jacobian_from(self, hy: Array, y: Array) -> Array:
+        """The state Jacobian at `y`, given `∂H/∂y` there (recomputed by default)."""
+        n = self.size
+        return self.state_jacobian(y[:n], y[n:n + self.n_params])
+
     def singular_matrix(self, jac: Array) -> Array:
         """`A` whose singularity is a fold: `J` (flows) or `J − I` (maps)."""
         if self.system.discrete:
@@ -138,6 +144,11 @@ class EquilibriumCurve(AbstractCurve):
 
     def initial_data(self, y):
         return jnp.zeros((), y.dtype)
+
+    def jacobian_from(self, hy, y):
+        # H = f (flows) or F − x (maps): its x-block is the state Jacobian (minus I).
+        jac = hy[:, : self.size]
+        return jac + jnp.eye(self.size, dtype=jac.dtype) if self.system.discrete else jac
 
 
 class FoldCurve(AbstractCurve):

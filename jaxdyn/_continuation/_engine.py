@@ -63,12 +63,11 @@ def _sort_eigs(eigs: Array, discrete: bool) -> Array:
 def observe(curve: AbstractCurve, y: Array, tau_ref: Array, data: PyTree,
             tests: tuple[AbstractTestFunction, ...]):
     """The tangent, eigenvalues and test values at a point `y` of the curve."""
-    n = curve.size
     hy = jax.jacfwd(curve.residual)(y, data)
     rhs = jnp.zeros(y.shape[0], y.dtype).at[-1].set(1.0)
     tau = jnp.linalg.solve(jnp.concatenate([hy, tau_ref[None]]), rhs)
     tau = tau / jnp.linalg.norm(tau)
-    jac = curve.state_jacobian(y[:n], y[n:n + curve.n_params])
+    jac = curve.jacobian_from(hy, y)
     eigs = _sort_eigs(jnp.linalg.eigvals(jac), curve.system.discrete)
     info = PointInfo(y=y, tau=tau, hy=hy, jac=jac, eigs=eigs)
     values = [t.value(curve, info, data) for t in tests]

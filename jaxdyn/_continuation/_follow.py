@@ -30,69 +30,68 @@ def orient(curve: AbstractCurve, y: Array, data: PyTree, ref: Array) -> Array:
     return tau * jnp.where(s == 0, 1.0, s)
 
 
-def _locate(curve: AbstractCurve, raw: Raw, tests: tuple[AbstractTestFunction, ...],
+def _locate(curve: AbstractCurve, raws: Raw, tests: tuple[AbstractTestFunction, ...],
             opts: Options, max_steps: int) -> dict:
-    """Locate every recorded event (all slots, every test kind, by `vmap`) and keep, per
-    slot, the result of the test that fired there."""
+    """Locate every recorded event of every lane (`raws` is batched over the directions).
+
+    The slots run one after another (`lax.map`), each through a `lax.switch` on the test that
+    fired there, so a slot costs one locating solve and an empty slot nothing. (Under a
+    user's `vmap` the switch becomes a select and every branch is evaluated.)"""
     n, q = curve.size, curve.n_params
-    m = raw.y.shape[0]
+    lanes, slots = raws.event_test.shape
+    m = raws.y.shape[1]
+    dtype, ctype = raws.y.dtype, raws.eigs.dtype
 
-    def one(test, t):
-        def slot(index):
-            i0 = jnp.clip(index, 0, m - 2)
-            yl, yr = raw.y[i0], raw.y[i0 + 1]
-            vl, vr = raw.tests[i0, t], raw.tests[i0 + 1, t]
-            den = vl - vr
-            safe = jnp.where(den == 0, 1.0, den)
-            theta = jnp.where(den == 0, 0.5, jnp.clip(vl / safe, 0.0, 1.0))
-            guess = jax.lax.stop_gradient(yl + theta * (yr - yl))
-            data = curve.initial_data(guess)
-            _, _, _, info = observe(curve, guess, yr - yl, data, ())
-            y, extra, sol = test.locate(curve, guess, info, opts.refine_tol, max_steps)
-            x, ps = y[:n], y[n:n + q]
-            jac = curve.state_jacobian(x, ps)
-            eigs = jax.lax.stop_gradient(_sort_eigs(jnp.linalg.eigvals(jac),
-                                                    curve.system.discrete))
-            coef = test.coefficient(curve, x, ps, jac, extra)
-            near = jnp.linalg.norm(y - guess) <= 2 * jnp.linalg.norm(yr - yl) + 1e-6
-            ok = sol.converged & test.accept(curve, y, extra) & near
-            if isinstance(curve, HopfCurve):
-                extra = jnp.where(curve.system.discrete,
-                                  jnp.arccos(jnp.clip(y[-1] / 2, -1.0, 1.0)),
-                                  jnp.sqrt(jnp.maximum(y[-1], 0.0)))
-            return dict(kind=jnp.asarray(test.kind), x=x, p=ps[0],
-                        p2=ps[1] if q > 1 else jnp.full((), jnp.nan, y.dtype),
-                        eigenvalues=eigs, coefficient=coef.astype(y.dtype),
-                        omega=extra.astype(y.dtype), residual=sol.residual, ok=ok,
-                        result=sol.result)
+    def located(test, t, lane, index):
+        i0 = jnp.clip(index, 0, m - 2)
+        yl, yr = raws.y[lane, i0], raws.y[lane, i0 + 1]
+        vl, vr = raws.tests[lane, i0, t], raws.tests[lane, i0 + 1, t]
+        den = vl - vr
+        safe = jnp.where(den == 0, 1.0, den)
+        theta = jnp.where(den == 0, 0.5, jnp.clip(vl / safe, 0.0, 1.0))
+        guess = jax.lax.stop_gradient(yl + theta * (yr - yl))
+        data = curve.initial_data(guess)
+        _, _, _, info = observe(curve, guess, yr - yl, data, ())
+        y, extra, sol = test.locate(curve, guess, info, opts.refine_tol, max_steps)
+        x, ps = y[:n], y[n:n + q]
+        jac = curve.state_jacobian(x, ps)
+        eigs = jax.lax.stop_gradient(_sort_eigs(jnp.linalg.eigvals(jac),
+                                                curve.system.discrete))
+        coef = test.coefficient(curve, x, ps, jac, extra)
+        near = jnp.linalg.norm(y - guess) <= 2 * jnp.linalg.norm(yr - yl) + 1e-6
+        ok = sol.converged & test.accept(curve, y, extra) & near
+        if isinstance(curve, HopfCurve):
+            extra = jnp.where(curve.system.discrete,
+                              jnp.arccos(jnp.clip(y[-1] / 2, -1.0, 1.0)),
+                              jnp.sqrt(jnp.maximum(y[-1], 0.0)))
+        return dict(kind=jnp.asarray(test.kind, jnp.int32), x=x, p=ps[0],
+                    p2=ps[1] if q > 1 else jnp.full((), jnp.nan, dtype),
+                    eigenvalues=eigs.astype(ctype), coefficient=coef.astype(dtype),
+                    omega=extra.astype(dtype), residual=sol.residual.astype(dtype), ok=ok,
+                    result=sol.result)
 
-        return jax.vmap(slot)(raw.event_index)
+    def empty(lane, index):
+        nan = jnp.full((), jnp.nan, dtype)
+        return dict(kind=jnp.zeros((), jnp.int32), x=jnp.full((n,), jnp.nan, dtype), p=nan,
+                    p2=nan, eigenvalues=jnp.full((raws.eigs.shape[-1],), jnp.nan, ctype),
+                    coefficient=nan, omega=nan, residual=nan, ok=jnp.zeros((), bool),
+                    result=RESULTS.successful)
 
-    slots = raw.event_test.shape[0]
-    outs = [one(test, t) for t, test in enumerate(tests)]
-    if not outs:
-        return None
-    pick = jnp.clip(raw.event_test, 0, len(tests) - 1)
+    branches = [lambda lane, index, test=test, t=t: located(test, t, lane, index)
+                for t, test in enumerate(tests)] + [empty]
 
-    def choose(*leaves):
-        stacked = jnp.stack(leaves)
-        return stacked[pick, jnp.arange(slots)]
+    def slot(lane_k):
+        lane, k = lane_k
+        t = raws.event_test[lane, k]
+        which = jnp.where(t >= 0, t, len(tests))
+        return jax.lax.switch(which, branches, lane, raws.event_index[lane, k])
 
-    merged = jax.tree_util.tree_map(choose, *outs)
-    merged["ok"] = merged["ok"] & (raw.event_test >= 0)
-    merged["index"] = raw.event_index
-    return merged
-
-
-def _empty_events(curve: AbstractCurve, raw: Raw) -> dict:
-    slots = raw.event_test.shape[0]
-    n, dtype = curve.size, raw.y.dtype
-    nan = jnp.full((slots,), jnp.nan, dtype)
-    return dict(kind=jnp.zeros(slots, int), x=jnp.full((slots, n), jnp.nan, dtype), p=nan,
-                p2=nan, eigenvalues=jnp.full((slots, n), jnp.nan, raw.eigs.dtype),
-                coefficient=nan, omega=nan, residual=nan, ok=jnp.zeros(slots, bool),
-                result=jax.vmap(lambda _: RESULTS.successful)(jnp.arange(slots)),
-                index=raw.event_index)
+    lane_ids = jnp.repeat(jnp.arange(lanes), slots)
+    slot_ids = jnp.tile(jnp.arange(slots), lanes)
+    out = jax.lax.map(slot, (lane_ids, slot_ids))
+    out = jax.tree_util.tree_map(lambda a: a.reshape((lanes, slots) + a.shape[1:]), out)
+    out["index"] = raws.event_index
+    return out
 
 
 def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
@@ -110,14 +109,12 @@ def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
 
     def lane(sign):
         tau0 = orient(frozen, y0, data0, sign * ref)
-        raw = trace(frozen, y0, tau0, data0, tests, opts, max_points=max_points,
-                    max_steps=max_steps, corrector_steps=corrector_steps,
-                    max_events=max_events, start_ok=start_ok)
-        events = _locate(curve, raw, tests, opts, refine_steps) if tests else \
-            _empty_events(curve, raw)
-        return raw, events
+        return trace(frozen, y0, tau0, data0, tests, opts, max_points=max_points,
+                     max_steps=max_steps, corrector_steps=corrector_steps,
+                     max_events=max_events, start_ok=start_ok)
 
-    raws, events = jax.vmap(lane)(signs)
+    raws = jax.vmap(lane)(signs)
+    events = _locate(curve, raws, tests, opts, refine_steps)
     start_failed = ~start_ok
     if both:
         y, eigs, ds, count, events = _join(raws, events, max_points)
