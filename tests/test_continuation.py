@@ -31,6 +31,7 @@ def cusp_branch():
 def test_cusp_folds(cusp_branch):
     br = cusp_branch
     assert br.result == jd.RESULTS.successful
+    assert bool(jnp.all(br.status._value[br.valid] == jd.RESULTS.successful._value))
     folds = _kind(br, "fold")
     assert len(folds) == 2
     x = np.asarray(br.special.x[folds, 0])
@@ -252,6 +253,7 @@ def test_start_far_from_equilibrium(cusp_branch):
     br = jd.continuation(cusp, jnp.array([1e6]), -1.0, CUSP_ARGS, parameter=first,
                          bounds=(-2.0, 2.0), tests=(jd.Fold(),), throw=False)
     assert br.result == jd.RESULTS.continuation_start
+    assert int(br.status._value[0]) == jd.RESULTS.continuation_start._value
     assert int(br.count) == 0 and not bool(np.any(br.special.valid))
 
 

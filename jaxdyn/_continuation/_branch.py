@@ -93,6 +93,8 @@ class Branch(eqx.Module):
       do not.
     - `eigenvalues`: `[N, n]`, sorted by growth rate.
     - `ds`: the step that reached each point (0 at the start).
+    - `status`: a `jd.RESULTS` per slot: `successful` on the points (each is a converged
+      equilibrium), the branch's `result` on the empty slots after them.
     - `special`: the `Bifurcations` found.
     - `result`: a `jd.RESULTS`: `successful` when the branch reached a parameter bound or
       used its `max_points`; `continuation_start` when `x0` was not near an equilibrium;
@@ -112,6 +114,7 @@ class Branch(eqx.Module):
     n_unstable: Int[Array, " N"]
     eigenvalues: Complex[Array, "N n"]
     ds: Float[Array, " N"]
+    status: RESULTS
     special: Bifurcations
     result: RESULTS
     steps: Int[Array, ""]

@@ -141,7 +141,9 @@ def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
     nanp = jnp.full((y.shape[0],), jnp.nan, y.dtype)
     return Branch(x=y[:, :n], p=y[:, n], p2=y[:, n + 1] if q > 1 else nanp, valid=valid,
                   stable=valid & (n_unst == 0), n_unstable=jnp.where(valid, n_unst, -1),
-                  eigenvalues=eigs, ds=ds, special=special, result=result, steps=steps,
+                  eigenvalues=eigs, ds=ds,
+                  status=jax.vmap(lambda v: RESULTS.where(v, RESULTS.successful, result))(valid),
+                  special=special, result=result, steps=steps,
                   embed=curve.embed, kind=kind, discrete=discrete, period=period)
 
 
