@@ -28,7 +28,7 @@ def _close_figures():
 @pytest.fixture(scope="session")
 def trained_network():
     """Load one of the small committed networks (`tests/data/make_networks.py`) in float64:
-    `trained_network(name)` -> `(model, task)` for name in flipflop, integrator, angular, pdm."""
+    `trained_network(name)` -> `(model, task)` for name in flipflop, integrator, angular, pdm, cdm."""
     import json
     from pathlib import Path
 

@@ -21,22 +21,27 @@ import jaxdyn as jd
 
 HERE = Path(__file__).parent
 
-# name: (task name, task options, architecture, hidden units, jd.train options)
+# name: (task name, task options, architecture, hidden units, jd.train options[, model options])
 NETWORKS = {
     "flipflop": ("FlipFlop", {"initial_pulse": True}, "GRU", 16,
                  {"steps": 2000, "batch_size": 64}),
     "integrator": ("Integrator", {}, "VanillaRNN", 16, {"steps": 3000, "batch_size": 64}),
     "angular": ("AngularIntegration", {}, "GRU", 32, {}),
     "pdm": ("PerceptualDecisionMaking", {}, "GRU", 32, {}),
+    "cdm": ("ContextDecisionMaking", {}, "CTRNN", 32,
+            {"steps": 2000, "batch_size": 64, "decision_weight": 10.0},
+            {"dt": 100.0, "tau": 200.0}),
 }
 
 
 def main():
     report = {}
-    for i, (name, (task_name, task_kwargs, arch, hidden, options)) in enumerate(
+    for i, (name, (task_name, task_kwargs, arch, hidden, options, *rest)) in enumerate(
             NETWORKS.items()):
+        model_kwargs = rest[0] if rest else {}
         task = jd.tasks.get_task(task_name, **task_kwargs)
-        model = getattr(jd.rnn, arch)(task.n_in, hidden, task.n_out, key=jr.PRNGKey(i))
+        model = getattr(jd.rnn, arch)(task.n_in, hidden, task.n_out, key=jr.PRNGKey(i),
+                                      **model_kwargs)
         model, hist = jd.train(model, task, jr.PRNGKey(100 + i), progress=True, **options)
         score = float(jd.evaluate(model, task, jr.PRNGKey(7), 512))
         trial = task.sample(jr.PRNGKey(7), 512)
@@ -44,7 +49,8 @@ def main():
         loss = float(task.loss(out, trial))
         jd.save_model(HERE / f"{name}.eqx", model)
         report[name] = {"task": task_name, "task_kwargs": task_kwargs, "architecture": arch,
-                        "n_hidden": hidden, "train": options, "score": round(score, 4),
+                        "n_hidden": hidden, "model_kwargs": model_kwargs, "train": options,
+                        "score": round(score, 4),
                         "loss": round(loss, 5),
                         "final_train_loss": float(jnp.mean(hist.loss[-20:]))}
         print(name, report[name])
