@@ -73,6 +73,10 @@ def observe(curve: AbstractCurve, y: Array, tau_ref: Array, data: PyTree,
     values = [t.value(curve, info, data) for t in tests]
     # The last entry: the sign of det [H_y; τᵀ], which flips only at branch points.
     values.append(jnp.linalg.slogdet(jnp.concatenate([hy, tau[None]]))[0].real)
+    # And the number of unstable eigenvalues, which a Hopf (Neimark–Sacker) point changes by
+    # two and a neutral saddle leaves alone.
+    rate = jnp.log(jnp.abs(eigs)) if curve.system.discrete else jnp.real(eigs)
+    values.append(jnp.sum(rate > 0).astype(y.dtype))
     return tau, eigs, jnp.stack(values).astype(y.dtype), info
 
 
@@ -94,7 +98,7 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
 
     ybuf = jnp.full((max_points, y0.shape[0]), jnp.nan, dtype).at[0].set(y0)
     ebuf = jnp.full((max_points, neig), jnp.nan, eigs0.dtype).at[0].set(eigs0)
-    tbuf = jnp.full((max_points, k + 1), jnp.nan, dtype).at[0].set(values0)
+    tbuf = jnp.full((max_points, k + 2), jnp.nan, dtype).at[0].set(values0)
     dbuf = jnp.full((max_points,), jnp.nan, dtype).at[0].set(0.0)
     carry0 = dict(i=jnp.asarray(1), it=jnp.asarray(0), y=y0, tau=tau0, ds=opts.ds,
                   data=data0, values=values0, done=~start_ok,
@@ -125,10 +129,13 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
         # Events: a sign change of a test function between the last point and this one.
         ev_test, ev_index, ev_n = c["ev_test"], c["ev_index"], c["ev_n"]
         regular = values[k] * c["values"][k] > 0
+        crossed = values[k + 1] != c["values"][k + 1]
         for t in range(k):
             fire = ok & (jnp.sign(values[t]) * jnp.sign(c["values"][t]) < 0)
             if tests[t].regular_only:
                 fire = fire & regular
+            if tests[t].crossing_only:
+                fire = fire & crossed
             room = ev_n < max_events
             slot = jnp.minimum(ev_n, max_events - 1)
             ev_test = jnp.where(fire & room, ev_test.at[slot].set(t), ev_test)

@@ -121,10 +121,23 @@ def bialternate_sign(eigs: Array, discrete: bool) -> Array:
     """The sign of `∏_{i<j}(λᵢ + λⱼ)` (flows) or `∏_{i<j}(λᵢλⱼ − 1)` (maps): the determinant
     of the bialternate product, which changes sign where a pair of eigenvalues crosses the
     imaginary axis (the unit circle), i.e. at Hopf (Neimark–Sacker) points and at neutral
-    saddles, but not where a complex pair turns into two real eigenvalues. Computed as the
-    cosine of the summed arguments of the factors, which does not overflow for large n."""
+    saddles, but not where a complex pair turns into two real eigenvalues.
+
+    For a real matrix the factors that involve a complex eigenvalue and anything but its own
+    conjugate come in conjugate pairs, whose products are positive; so the sign is that of
+    the factors over pairs of real eigenvalues and over conjugate pairs (`2 Re λ`, or
+    `|μ|² − 1`): a count of negative real numbers, with no products that could overflow."""
     n = eigs.shape[0]
-    pair = eigs[:, None] * eigs[None, :] - 1 if discrete else eigs[:, None] + eigs[None, :]
+    re, im = jnp.real(eigs), jnp.imag(eigs)
+    scale = 1e-10 * (1.0 + jnp.max(jnp.abs(eigs)))
+    real = jnp.abs(im) <= scale
     upper = jnp.triu(jnp.ones((n, n), bool), k=1)
-    angle = jnp.sum(jnp.where(upper, jnp.angle(pair), 0.0))
-    return jnp.sign(jnp.cos(angle))
+    both_real = upper & real[:, None] & real[None, :]
+    if discrete:
+        pair = re[:, None] * re[None, :] - 1
+        conj = re * re + im * im - 1
+    else:
+        pair = re[:, None] + re[None, :]
+        conj = 2 * re
+    negative = jnp.sum(both_real & (pair < 0)) + jnp.sum((im > scale) & (conj < 0))
+    return jnp.where(negative % 2 == 0, 1.0, -1.0).astype(re.dtype)

@@ -61,6 +61,9 @@ class AbstractTestFunction(eqx.Module):
     # that bends through a branch point (a pitchfork's) turns in the parameter there
     # without a fold.
     regular_only: ClassVar[bool] = False
+    # Fire only where the number of unstable eigenvalues changes (Hopf, Neimark–Sacker: the
+    # bialternate product also changes sign at neutral saddles, where none crosses).
+    crossing_only: ClassVar[bool] = False
 
     @abc.abstractmethod
     def value(self, curve: AbstractCurve, info: PointInfo, data: PyTree) -> Array:
@@ -254,6 +257,7 @@ class Hopf(AbstractTestFunction):
     kind: ClassVar[int] = 2
     curves: ClassVar[tuple[type, ...]] = (EquilibriumCurve,)
     discrete: ClassVar[tuple[bool, ...]] = (False,)
+    crossing_only: ClassVar[bool] = True
 
     def value(self, curve, info, data):
         return bialternate_sign(info.eigs, False)
@@ -276,6 +280,7 @@ class NeimarkSacker(AbstractTestFunction):
     kind: ClassVar[int] = 5
     curves: ClassVar[tuple[type, ...]] = (EquilibriumCurve,)
     discrete: ClassVar[tuple[bool, ...]] = (True,)
+    crossing_only: ClassVar[bool] = True
 
     def value(self, curve, info, data):
         return bialternate_sign(info.eigs, True)
