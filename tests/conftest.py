@@ -1,6 +1,11 @@
-import jax
-import matplotlib
-import pytest
+import os
+
+# Several test processes may share one accelerator: allocate memory as needed.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")
 jax.config.update("jax_enable_x64", True)
@@ -28,7 +33,8 @@ def _close_figures():
 @pytest.fixture(scope="session")
 def trained_network():
     """Load one of the small committed networks (`tests/data/make_networks.py`) in float64:
-    `trained_network(name)` -> `(model, task)` for name in flipflop, integrator, angular, pdm, cdm."""
+    `trained_network(name)` -> `(model, task)` for name in flipflop, integrator, angular, pdm,
+    cdm."""
     import json
     from pathlib import Path
 
