@@ -14,7 +14,7 @@ from .._chunk import chunked_vmap
 from .._progress import as_meter
 from .._validate import check_choice, check_int, check_positive
 from ._operator import Operator, _as_trials, fit_operator
-from ._procrustes import SCORES, procrustes, wasserstein
+from ._procrustes import METHODS, SCORES, procrustes, wasserstein
 
 _FIT_KEYS = ("n_delays", "delay_interval", "rank", "rank_thresh", "rank_explained_variance",
              "lamb", "reduced_rank", "steps_ahead")
@@ -34,8 +34,9 @@ def _operator(X: Any, fit: dict, name: str) -> Operator:
         raise ValueError(msg) from None
 
 
-def _check_scoring(score, iters, lr, n_starts, key):
+def _check_scoring(score, iters, lr, n_starts, key, method):
     check_choice(score, "score", SCORES)
+    check_choice(method, "method", METHODS)
     iters = check_int(iters, "iters")
     n_starts = check_int(n_starts, "n_starts")
     check_positive(lr, "lr")
@@ -64,10 +65,10 @@ def _same_size(As: list[Array], score: str, what: str) -> list[Array]:
 
 
 @eqx.filter_jit
-def _score_pair(A, B, lr, key, *, score, iters, n_starts):
+def _score_pair(A, B, lr, key, *, score, iters, n_starts, method):
     if score == "wasserstein":
         return wasserstein(A, B)
-    result = procrustes(A, B, iters=iters, lr=lr, n_starts=n_starts, key=key)
+    result = procrustes(A, B, iters=iters, lr=lr, n_starts=n_starts, key=key, method=method)
     return result.angular if score == "angular" else result.euclidean
 
 
@@ -86,8 +87,9 @@ def distance(
     steps_ahead: int = 1,
     iters: int = 1500,
     lr: ArrayLike = 5e-3,
-    n_starts: int = 8,
+    n_starts: int = 16,
     key: Any = None,
+    method: str = "bb",
 ) -> Float[Array, ""]:
     """The Dynamical Similarity Analysis distance between two sets of trajectories.
 
@@ -106,10 +108,13 @@ def distance(
       eigenvalues).
     - `n_delays`, `delay_interval`, `rank`, `rank_thresh`, `rank_explained_variance`, `lamb`,
       `reduced_rank`, `steps_ahead`: the operator fit (see `fit_operator`).
-    - `iters`, `lr`: Adam steps and learning rate of the Procrustes search.
-    - `n_starts`, `key`: starts of the search: the identity and `n_starts − 1` random
-      rotations drawn from `key` (default: a fixed key, so results repeat), each on both
-      components of O(r); all are screened for a tenth of `iters` and the best continues.
+    - `iters`: the most steps of one Procrustes search (it stops earlier once converged).
+    - `n_starts`, `key`: starting points of the search: a spectral start (aligning the
+      operators' symmetric parts), its reflection, the identity, and random orthogonal
+      matrices drawn from `key` (default: a fixed key, so results repeat); the better half
+      continues at each of a few screens, and the best two run to convergence (`procrustes`).
+    - `method`: `"bb"` (Barzilai–Borwein gradient steps, default) or `"adam"` (Adam with
+      learning rate `lr` for `iters` steps, dsa-metric's optimiser).
 
     **Returns:** the distance, a scalar. Differentiable with respect to the trajectories (the
     optimal rotation held fixed, as at a minimum its derivative vanishes).
@@ -122,7 +127,7 @@ def distance(
     Structure of Computation in Neural Circuits with Dynamical Similarity Analysis", NeurIPS
     2023.
     """
-    iters, n_starts = _check_scoring(score, iters, lr, n_starts, key)
+    iters, n_starts = _check_scoring(score, iters, lr, n_starts, key, method)
     fit = _fit_options(locals())
     A = _operator(X, fit, "X").A
     B = _operator(Y, fit, "Y").A
@@ -131,7 +136,8 @@ def distance(
                          "networks use `pairwise`.")
     A, B = _same_size([A, B], score, "the operators of `X` and `Y`")
     lr = jnp.asarray(lr, A.dtype)
-    return _score_pair(A, B, lr, key, score=score, iters=iters, n_starts=n_starts)
+    return _score_pair(A, B, lr, key, score=score, iters=iters, n_starts=n_starts,
+                       method=method)
 
 
 def _stack(Xs: Any, fit: dict, score: str, name: str) -> Array:
@@ -172,17 +178,19 @@ def pairwise(
     steps_ahead: int = 1,
     iters: int = 1500,
     lr: ArrayLike = 5e-3,
-    n_starts: int = 8,
+    n_starts: int = 16,
     key: Any = None,
+    method: str = "bb",
     chunk_size: int | None = None,
     progress: Any = False,
 ) -> Float[Array, "P Q"]:
     """DSA distances between every pair of networks, in one batched computation.
 
     The operators of all networks are fitted at once (`fit_operator` vmapped over the
-    stack); the pairs then run through a chunked `vmap` (`chunk_size` pairs at a time, with
-    an optional progress bar). Within one stack only the pairs `i < j` are computed and the
-    matrix is mirrored, with a zero diagonal.
+    stack); the pairs then run through a chunked `vmap` (`chunk_size` pairs at a time, the
+    chunks one after another in one compiled loop, with an optional progress bar). Within
+    one stack only the pairs `i < j` are computed and the matrix is mirrored, with a zero
+    diagonal.
 
     **Arguments:**
 
@@ -190,9 +198,12 @@ def pairwise(
       stack of trained networks and a batch of trials), a list of trajectory sets (their
       shapes may differ), or a stack of operators (`fit_operator` on such an array).
     - `Ys`: optionally a second collection: then the `[P, Q]` distances between the two.
-    - `score`, the fit options, `iters`, `lr`, `n_starts`: as for `distance`.
+    - `score`, the fit options, `iters`, `lr`, `n_starts`, `method`: as for `distance`.
     - `key`: the PRNG key of the random starts (split over the pairs; default a fixed key).
-    - `chunk_size`: pairs per chunk (default: all at once).
+    - `chunk_size`: pairs per chunk. Default: one pair at a time for the Procrustes scores
+      (each search stops when it converges; pairs batched in one `vmap` would all run as
+      long as the slowest, which on CPU costs more than batching saves; on an accelerator a
+      larger chunk may pay), all pairs at once for the eigenvalue score.
     - `progress`: `True` or a progress meter for a bar over the chunks.
 
     **Returns:** the distance matrix `[P, P]` (symmetric, zero diagonal) or `[P, Q]`.
@@ -201,8 +212,10 @@ def pairwise(
 
     Reference: Ostrow et al., NeurIPS 2023.
     """
-    iters, n_starts = _check_scoring(score, iters, lr, n_starts, key)
+    iters, n_starts = _check_scoring(score, iters, lr, n_starts, key, method)
     fit = _fit_options(locals())
+    if chunk_size is None and score != "wasserstein":
+        chunk_size = 1
     As = _stack(Xs, fit, score, "Xs")
     P = As.shape[0]
     if Ys is None:
@@ -218,7 +231,8 @@ def pairwise(
     key = jax.random.PRNGKey(0) if key is None else key
     keys = jax.random.split(key, max(len(ii), 1))
     values = _pairs(As, Bs, jnp.asarray(ii), jnp.asarray(jj), lr, keys, score=score,
-                    iters=iters, n_starts=n_starts, chunk_size=chunk_size, progress=progress)
+                    iters=iters, n_starts=n_starts, method=method, chunk_size=chunk_size,
+                    progress=progress)
     if Ys is not None:
         return values.reshape(P, Bs.shape[0])
     D = jnp.zeros((P, P), values.dtype).at[ii, jj].set(values)
@@ -226,7 +240,8 @@ def pairwise(
 
 
 @eqx.filter_jit
-def _pairs(As, Bs, ii, jj, lr, keys, *, score, iters, n_starts, chunk_size, progress):
+def _pairs(As, Bs, ii, jj, lr, keys, *, score, iters, n_starts, method, chunk_size,
+           progress):
     if ii.shape[0] == 0:
         return jnp.zeros((0,), As.dtype)
     if score == "wasserstein":
@@ -236,7 +251,8 @@ def _pairs(As, Bs, ii, jj, lr, keys, *, score, iters, n_starts, chunk_size, prog
                             progress=as_meter(progress, "DSA pairs", "chunk"))
 
     def one(a, b, k):
-        result = procrustes(a, b, iters=iters, lr=lr, n_starts=n_starts, key=k)
+        result = procrustes(a, b, iters=iters, lr=lr, n_starts=n_starts, key=k,
+                            method=method)
         return result.angular if score == "angular" else result.euclidean
 
     return chunked_vmap(one, As[ii], Bs[jj], keys, chunk_size=chunk_size,

@@ -184,11 +184,30 @@ def _resolve_rank(X, *, n_delays, delay_interval, steps_ahead, rank, rank_thresh
     return int(ranks.max()), (ranks if X.ndim == 4 else ranks[:1])
 
 
-def _regression_pairs(X, n_delays, delay_interval, steps_ahead):
-    H = _embed(X, n_delays, delay_interval)  # [K, T', Dn]
-    K, rows, dn = H.shape
-    U, S, Vh = jnp.linalg.svd(H.reshape(K * rows, dn), full_matrices=False)
-    m = S.shape[0]
+def _regression_pairs(X, n_delays, delay_interval, steps_ahead, rank=None):
+    """The whitened delay coordinates one step apart, and the embedding's singular values and
+    right singular vectors. With `rank` below the embedding dimension of a tall embedding,
+    only the leading `rank` directions are formed, from the eigenvectors of the Gram matrix
+    `HᵀH` (`U = H V / S`): a fifth of the cost of the SVD for a [10⁴, 640] embedding, and
+    as accurate for directions whose singular values are not tiny next to the largest (the
+    small ones, unused, then have an absolute error of order √eps times the largest)."""
+    K, T, n = X.shape
+    rows = T - (n_delays - 1) * delay_interval
+    dn = n_delays * n
+    if rank is not None and rank < min(K * rows, dn) and K * rows >= dn:
+        lam, W = jnp.linalg.eigh(_hankel_gram(X, n_delays, delay_interval))
+        S = jnp.sqrt(jnp.maximum(lam[::-1], 0))
+        V = W[:, ::-1][:, :rank]
+        # U = H V / S, block by block (the embedding is never formed).
+        HV = sum(X[:, (n_delays - 1 - d) * delay_interval:
+                    (n_delays - 1 - d) * delay_interval + rows] @ V[d * n:(d + 1) * n]
+                 for d in range(n_delays))
+        U = HV.reshape(K * rows, rank) / S[None, :rank]
+        Vh = V.T
+    else:
+        H = _embed(X, n_delays, delay_interval).reshape(K * rows, dn)
+        U, S, Vh = jnp.linalg.svd(H, full_matrices=False)
+    m = U.shape[1]
     # Singular vectors have arbitrary signs; fix them by the time courses (each column's
     # largest entry positive). Trajectories that differ by a change of coordinates of the
     # state (X and X Qᵀ) then get the same whitened coordinates and the same operator, not one
@@ -201,6 +220,37 @@ def _regression_pairs(X, n_delays, delay_interval, steps_ahead):
     Vm = V[:, :-steps_ahead].reshape(-1, m)
     Vp = V[:, steps_ahead:].reshape(-1, m)
     return Vm, Vp, S, Vh
+
+
+def _hankel_gram(X, n_delays, delay_interval):
+    """`HᵀH` of the delay embedding `H` of trajectories `X` [K, T, n] without forming `H`.
+
+    Block `(d, d')`, `d ≤ d'`, is `Σ_s x(s + ℓ) x(s)ᵀ` over a window of `s`, `ℓ = (d' − d)τ`:
+    the sum over all `s` for that lag, less the few terms before and after the window (at
+    most `(D − 1)τ` each). Cost: `D` lagged products instead of `D²` blocks."""
+    K, T, n = X.shape
+    D, tau = n_delays, delay_interval
+    E = (D - 1) * tau
+    blocks = {}
+    for j in range(D):
+        lag = j * tau
+        Xa, Xb = X[:, lag:], X[:, :T - lag]  # x(s + ℓ), x(s)
+        full = jnp.einsum("ksi,ksj->ij", Xa, Xb)
+        if E:
+            head = jnp.einsum("ksi,ksj->sij", Xa[:, :E], Xb[:, :E])
+            tail = jnp.einsum("ksi,ksj->sij", Xa[:, -E:], Xb[:, -E:])[::-1]
+            zero = jnp.zeros((1, n, n), X.dtype)
+            head = jnp.concatenate([zero, jnp.cumsum(head, axis=0)])  # head[m]: s < m
+            tail = jnp.concatenate([zero, jnp.cumsum(tail, axis=0)])  # tail[m]: last m
+        for d in range(D - j):
+            dp = d + j
+            start = (D - 1 - dp) * tau  # the window is s ∈ [start, start + rows)
+            block = full
+            if E:
+                block = block - head[start] - tail[d * tau]
+            blocks[d, dp] = block
+    return jnp.block([[blocks[d, dp] if d <= dp else blocks[dp, d].T for dp in range(D)]
+                      for d in range(D)])
 
 
 def _gram_solve(Vm, Vp, lamb, active):
@@ -223,7 +273,8 @@ def _spectrum(X, n_delays, delay_interval, steps_ahead, reduced_rank, lamb):
 
 def _fit_one(X, lamb, active_rank, *, n_delays, delay_interval, steps_ahead, rank,
              reduced_rank) -> Operator:
-    Vm, Vp, S, Vh = _regression_pairs(X, n_delays, delay_interval, steps_ahead)
+    Vm, Vp, S, Vh = _regression_pairs(X, n_delays, delay_interval, steps_ahead,
+                                      None if reduced_rank else rank)
     m = S.shape[0]
     lamb = jnp.asarray(lamb, Vm.dtype)
     if reduced_rank:
