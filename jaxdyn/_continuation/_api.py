@@ -120,7 +120,9 @@ def _embedding(args: PyTree, p0: Any, parameter: Any, dtype, name: str = "parame
                 f"be chosen: pass `{name}=` a selector such as `lambda a: a[0]`, or a "
                 f"direction shaped like `args`.")
         if p0 is None:
-            raise ValueError("`p0` (the starting parameter value) is required.")
+            if args is None:
+                raise ValueError("`p0` (the starting parameter value) is required.")
+            p0 = args  # a scalar `args` is the parameter's start
         return Embedding(None, (), jnp.zeros((1,), dtype)), jnp.asarray(p0, dtype)
     for leaf in leaves:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
@@ -227,7 +229,7 @@ def continuation(
     - `system`: a `jd.Flow`, `jd.Map`, RNN model or callable `f(t, x, args)` (a flow).
     - `x0`: a state at (or near: it is corrected first) an equilibrium at `p0`.
     - `p0`: the starting parameter value. With a selector `parameter` it defaults to the
-      selector's value at `args`.
+      selector's value at `args`; with a scalar `args` and no `parameter`, to `args`.
     - `args`: the system's `args`. When `parameter` is None, `args` *is* the parameter (a
       scalar; pass None and give `p0`).
     - `parameter`: for a PyTree `args` (an RNN's input vector, `cusp`'s pair), which scalar
