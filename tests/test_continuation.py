@@ -274,6 +274,10 @@ def test_bad_input():
         jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=first, tests=(jd.Flip(),))
     with pytest.raises(ValueError, match="direction"):
         jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=first, direction="up")
+    with pytest.raises(ValueError, match="`p0` must not be NaN"):
+        jd.continuation(cusp, x0, float("nan"), CUSP_ARGS, parameter=first)
+    with pytest.raises(ValueError, match="structure and shapes"):
+        jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=jnp.array([1.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="does not depend"):
         jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=lambda a: 1.0 + 0 * a[0])
 

@@ -110,6 +110,8 @@ def _options(dtype, ds, ds_min, ds_max, bounds, tol, refine_tol, max_angle,
 
 def _embedding(args: PyTree, p0: Any, parameter: Any, dtype, name: str = "parameter"):
     """The embedding of one parameter into `args`, and the parameter's start value."""
+    if p0 is not None:
+        _number(p0, "p0" if name == "parameter" else "p2")
     leaves = jax.tree_util.tree_leaves(args)
     scalar = args is None or (len(leaves) == 1 and jnp.ndim(leaves[0]) == 0
                               and not isinstance(args, (tuple, list, dict, eqx.Module)))
@@ -142,9 +144,12 @@ def _embedding(args: PyTree, p0: Any, parameter: Any, dtype, name: str = "parame
         start = value if p0 is None else p0
         return (Embedding(base, (direction,), jnp.asarray(value, dtype)[None]),
                 jnp.asarray(start, dtype))
-    if jax.tree_util.tree_structure(parameter) != jax.tree_util.tree_structure(base):
+    same = jax.tree_util.tree_structure(parameter) == jax.tree_util.tree_structure(base) and \
+        all(jnp.shape(d) == jnp.shape(b) for d, b in zip(jax.tree_util.tree_leaves(parameter),
+                                                       jax.tree_util.tree_leaves(base)))
+    if not same:
         raise ValueError(f"`{name}` must be a selector function or a direction with the "
-                         f"structure of `args`; got {describe(parameter)} for args "
+                         f"structure and shapes of `args`; got {describe(parameter)} for args "
                          f"{describe(args)}.")
     direction = jax.tree_util.tree_map(lambda d, b: jnp.asarray(d, b.dtype), parameter, base)
     start = jnp.asarray(0.0 if p0 is None else p0, dtype)
