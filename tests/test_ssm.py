@@ -146,6 +146,8 @@ def test_bad_input_raises():
         ssm.fit(data, 1, 0)
     with pytest.raises(ValueError, match="delay window"):
         ssm.fit(data[:, :6], 1, 2, delays=3)
+    with pytest.raises(ValueError, match="`dt`"):
+        ssm.fit(data, 1, 2, dt=-0.05)
     with pytest.raises(ValueError, match="finite"):
         ssm.fit(data.at[0, 3, 1].set(jnp.nan), 1, 2)
     with pytest.raises(ValueError, match="3-D"):

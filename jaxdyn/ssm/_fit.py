@@ -12,7 +12,14 @@ import numpy as np
 
 from .._solution import RESULTS
 from .._system import as_system, jacobian
-from .._validate import as_float_array, check_choice, check_int, describe, is_concrete
+from .._validate import (
+    as_float_array,
+    check_choice,
+    check_int,
+    check_positive,
+    describe,
+    is_concrete,
+)
 from . import _features as feats
 from ._data import check_lengths, check_mask, check_trajectories, embed, fd_derivative
 from ._model import SSM
@@ -154,6 +161,7 @@ def fit(
     mask = check_mask(mask, (n_traj, T))
     check_lengths(mask, delays, stencil)
     folds = max(1, min(check_int(folds, "folds"), n_traj))
+    check_positive(dt, "dt")
     dtype = X.dtype
     if params is None:
         K = 0
