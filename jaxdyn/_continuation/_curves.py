@@ -47,27 +47,43 @@ class Embedding(eqx.Module):
 
         return jax.tree_util.tree_map(leaf, self.base, *self.directions)
 
-    def take(self, k: int) -> Embedding:
-        """The embedding of the first `k` parameters only."""
-        return Embedding(self.base, self.directions[:k], self.offsets[:k])
 
 
-def _bordered(a: Array, b: Array, c: Array) -> Array:
-    """`[[a, b], [cᵀ, 0]]` for `b`, `c` of shape `(n, k)`."""
-    k = b.shape[1]
-    return jnp.block([[a, b], [c.T, jnp.zeros((k, k), a.dtype)]])
+def _bordered(a: Array, b: Array, c: Array) -> tuple[Array, Array]:
+    """`[[A, B], [Cᵀ, 0]]` and the right-hand side `[0; I]`, for `A` of shape `(m, n)`,
+    `B` `(m, k)` and `C` `(n, j)` with `m + k = n + j` (square or bordered rectangular)."""
+    (m, k), j = b.shape, c.shape[1]
+    mat = jnp.block([[a, b], [c.T, jnp.zeros((j, k), a.dtype)]])
+    rhs = jnp.concatenate([jnp.zeros((m, j), a.dtype), jnp.eye(j, dtype=a.dtype)])
+    return mat, rhs
+
+
+def bordered_g(a: Array, b: Array, c: Array) -> Array:
+    """The block `G` (`k × j`) of the solution of `[[A, B], [Cᵀ, 0]] [V; G] = [0; I]`: the
+    minimally augmented test function. It vanishes exactly where the null space of `A` has
+    dimension `j` (`k` for a square `A`; 2 for a bordered `m × (m+1)` Jacobian)."""
+    mat, rhs = _bordered(a, b, c)
+    return jnp.linalg.solve(mat, rhs)[a.shape[1]:]
 
 
 def bordered_null(a: Array, b: Array, c: Array) -> tuple[Array, Array, Array]:
     """Solve `[[A, B], [Cᵀ, 0]] [V; G] = [0; I]` and the transposed system: returns `V`
     (`n × k`, `CᵀV = I`), `W` (`n × k`, `BᵀW = I`, `WᵀA = 0` at a singular `A`) and `G`
     (`k × k`), which vanishes exactly where `A` has a `k`-dimensional null space."""
-    n, k = b.shape
-    m = _bordered(a, b, c)
-    rhs = jnp.concatenate([jnp.zeros((n, k), a.dtype), jnp.eye(k, dtype=a.dtype)])
+    n = b.shape[0]
+    m, rhs = _bordered(a, b, c)
     sol = jnp.linalg.solve(m, rhs)
     solt = jnp.linalg.solve(m.T, rhs)
     return sol[:n], solt[:n], sol[n:]
+
+
+def pair_matrix(jac: Array, kappa: Array, discrete: bool) -> Array:
+    """`J² + κI` (flows: singular with `κ = ω²` at a Hopf point) or `J² − κJ + I` (maps:
+    singular with `κ = 2 cos θ` at a Neimark–Sacker point)."""
+    eye = jnp.eye(jac.shape[0], dtype=jac.dtype)
+    if discrete:
+        return jac @ jac - kappa * jac + eye
+    return jac @ jac + kappa * eye
 
 
 def orthonormal(v: Array) -> Array:
@@ -166,7 +182,7 @@ class FoldCurve(AbstractCurve):
 
     def residual(self, y, data):
         b, c = data
-        _, _, g = bordered_null(self._a(y), b, c)
+        g = bordered_g(self._a(y), b, c)
         return jnp.concatenate([self.equation(y[: self.size], y[self.size:]), g[0]])
 
     def initial_data(self, y):
@@ -199,15 +215,10 @@ class HopfCurve(AbstractCurve):
     def matrix(self, y):
         n = self.size
         x, ps, kappa = y[:n], y[n:n + 2], y[n + 2]
-        jac = self.state_jacobian(x, ps)
-        eye = jnp.eye(n, dtype=jac.dtype)
-        if self.system.discrete:
-            return jac @ jac - kappa * jac + eye
-        return jac @ jac + kappa * eye
+        return pair_matrix(self.state_jacobian(x, ps), kappa, self.system.discrete)
 
     def _g(self, y, b, c):
-        _, _, g = bordered_null(self.matrix(y), b, c)
-        return g.reshape(-1)
+        return bordered_g(self.matrix(y), b, c).reshape(-1)
 
     def residual(self, y, data):
         b, c, pair = data

@@ -22,7 +22,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from .._newton import LevenbergMarquardt, Newton, NewtonResult, newton_solve
-from ._curves import AbstractCurve, EquilibriumCurve, FoldCurve, HopfCurve, bordered_null
+from ._curves import (
+    AbstractCurve,
+    EquilibriumCurve,
+    FoldCurve,
+    HopfCurve,
+    bordered_g,
+    pair_matrix,
+)
 from ._forms import (
     bialternate_sign,
     flip_coefficient,
@@ -101,8 +108,7 @@ def _singular_residual(z, a):
     n = curve.size
     x, ps = z[:n], z[n:]
     jac = curve.state_jacobian(x, ps)
-    mat = jac - shift * jnp.eye(n, dtype=jac.dtype)
-    _, _, g = bordered_null(mat, b, c)
+    g = bordered_g(jac - shift * jnp.eye(n, dtype=jac.dtype), b, c)
     return jnp.concatenate([curve.equation(x, ps), g[0]])
 
 
@@ -163,21 +169,10 @@ class Flip(AbstractTestFunction):
 def _bp_residual(z, a):
     curve, b, c = a
     hy = jax.jacfwd(lambda w: curve.residual(w, None))(z)
-    g = _bordered_rect(hy, b, c)
+    # `H_y` is m × (m+1), bordered by b (m × 1) and c ((m+1) × 2): G (1 × 2) vanishes at a
+    # simple branch point, where `H_y` has a two-dimensional null space.
+    g = bordered_g(hy, b, c)
     return jnp.concatenate([curve.residual(z, None), g.reshape(-1)])
-
-
-def _bordered_rect(hy, b, c):
-    """Border the `m × (m+1)` Jacobian with `b` (`m × 1`) and `c` (`(m+1) × 2`): the square
-    `(m+2)` system `[[H_y, b], [cᵀ, 0]] [V; G] = [0; I₂]`; `G` (1 × 2) vanishes at a simple
-    branch point, where `H_y` has a two-dimensional null space."""
-    m = hy.shape[0]
-    top = jnp.concatenate([hy, b], axis=1)
-    bottom = jnp.concatenate([c.T, jnp.zeros((2, 1), hy.dtype)], axis=1)
-    mat = jnp.concatenate([top, bottom])
-    rhs = jnp.concatenate([jnp.zeros((m, 2), hy.dtype), jnp.eye(2, dtype=hy.dtype)])
-    sol = jnp.linalg.solve(mat, rhs)
-    return sol[m + 1:]
 
 
 class BranchPoint(AbstractTestFunction):
@@ -207,19 +202,13 @@ def _pair_residual(z, a):
     curve, b, c = a
     n = curve.size
     x, p, kappa = z[:n], z[n:n + 1], z[n + 1]
-    jac = curve.state_jacobian(x, p)
-    eye = jnp.eye(n, dtype=jac.dtype)
-    if curve.system.discrete:
-        mat = jac @ jac - kappa * jac + eye
-    else:
-        mat = jac @ jac + kappa * eye
-    _, _, g = bordered_null(mat, b, c)
+    mat = pair_matrix(curve.state_jacobian(x, p), kappa, curve.system.discrete)
+    g = bordered_g(mat, b, c)
     return jnp.concatenate([curve.equation(x, p), g.reshape(-1)])
 
 
 def _locate_pair(curve, y, info, tol, max_steps, discrete):
     eigs = info.eigs
-    n = curve.size
     complex_ = jnp.abs(jnp.imag(eigs)) > 1e-8 * (1 + jnp.abs(eigs))
     if discrete:
         dist = jnp.abs(jnp.abs(eigs) - 1)
@@ -231,10 +220,7 @@ def _locate_pair(curve, y, info, tol, max_steps, discrete):
                        jnp.imag(lam) ** 2)
     kappa0 = kappa0.astype(y.dtype)
     z0 = jnp.concatenate([y, kappa0[None]])
-    jac = info.jac
-    eye = jnp.eye(n, dtype=jac.dtype)
-    mat = jac @ jac - kappa0 * jac + eye if discrete else jac @ jac + kappa0 * eye
-    u, _, vh = jnp.linalg.svd(mat)
+    u, _, vh = jnp.linalg.svd(pair_matrix(info.jac, kappa0, discrete))
     b, c = jax.lax.stop_gradient((u[:, -2:], vh[-2:].T))
     sol = newton_solve(_pair_residual, z0, (curve, b, c), tol=tol, max_steps=max_steps,
                        solver=LevenbergMarquardt())
