@@ -11,13 +11,13 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from ._chunk import resolve_chunk_size
 from ._flowmap import (
-    _ADAPTIVE_CHUNK,
     _check_time,
     _chunk_budget,
+    _chunking,
     _make_integrator,
     _make_span,
     _points,
-    _propagate,
+    _propagate_many,
 )
 from ._grid import Grid
 from ._inputs import args_at
@@ -164,12 +164,11 @@ def basins(
         chunk_size = check_int(chunk_size, "chunk_size")
     chunk = resolve_chunk_size(flat.shape[0], chunk_size=chunk_size, bytes_per_item=per_item,
                                budget=_chunk_budget(budget))
-    if chunk_size is None and integ is not None and integ.dt is None:
-        chunk = min(chunk, _ADAPTIVE_CHUNK[False])
+    chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], False)
     meter = as_meter(progress, "basins", "chunk")
     span = _make_span(T, system, integ, flat.dtype)
     x, label, dist, rv = _basins(system, flat, args, jnp.asarray(t0, flat.dtype), att, span,
-                                 jnp.asarray(tol, flat.dtype), integ, chunk, meter)
+                                 jnp.asarray(tol, flat.dtype), integ, chunk, width, meter)
     shape = pts.shape[:-1]
     res = eqx.tree_at(lambda r: r._value, RESULTS.successful, rv.reshape(shape))
     return Basins(label=label.reshape(shape), distance=dist.reshape(shape),
@@ -177,16 +176,16 @@ def basins(
 
 
 @eqx.filter_jit
-def _basins(system, flat, args, t0, att, span, tol, integ, chunk, meter):
+def _basins(system, flat, args, t0, att, span, tol, integ, chunk, width, meter):
     from ._chunk import chunked_vmap
 
     V0 = jnp.zeros((flat.shape[-1], 0), flat.dtype)
 
-    def one(x0):
-        x, _, result = _propagate(system, x0, V0, args, t0, span, integ)
+    def block(x0):
+        x, _, result = _propagate_many(system, x0, V0, args, t0, span, integ, width)
         return x, result._value
 
-    x, rv = chunked_vmap(one, flat, chunk_size=chunk, progress=meter)
+    x, rv = chunked_vmap(block, flat, chunk_size=chunk, progress=meter, batched=True)
     d = jnp.linalg.norm(x[:, None, :] - att[None], axis=-1)
     nearest = jnp.argmin(jnp.where(jnp.isnan(d), jnp.inf, d), axis=-1)
     dist = jnp.take_along_axis(d, nearest[:, None], axis=-1)[:, 0]

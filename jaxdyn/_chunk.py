@@ -62,6 +62,7 @@ def chunked_vmap(
     in_axes: int | None | Sequence[int | None] = 0,
     chunk_size: int | None = None,
     progress: Any = False,
+    batched: bool = False,
 ) -> Any:
     """`jax.vmap(fn, in_axes)(*args)`, computed `chunk_size` problems at a time.
 
@@ -78,6 +79,8 @@ def chunked_vmap(
     - `chunk_size`: problems per chunk; `None` runs the whole batch in one `vmap`.
     - `progress`: `True` for a bar that advances as chunks finish (through a host callback),
       or a progress meter (`jd.TqdmProgressMeter(desc=...)`).
+    - `batched`: `fn` already takes a whole chunk (the batch on axis 0 of the batched
+      arguments) and returns it on axis 0; it is then called per chunk, not `vmap`ped.
 
     **Returns:** the output of `fn`, with the batch on axis 0 of every leaf.
 
@@ -100,7 +103,7 @@ def chunked_vmap(
     batch = sizes.pop()
     meter = as_meter(progress, "chunks", "chunk")
     size = resolve_chunk_size(batch, chunk_size=chunk_size)
-    vfn = jax.vmap(fn, in_axes=tuple(in_axes))
+    vfn = fn if batched else jax.vmap(fn, in_axes=tuple(in_axes))
     n_chunks = math.ceil(batch / size) if batch else 1
     if n_chunks == 1 and not meter.enabled:
         return vfn(*args)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._erk import Tableau, embedded_tableau, flow_maps, split
 from ._grid import Grid
 from ._inputs import args_at
 from ._simulate import _explicit_tableau, _fixed_step, _integrate_flow, _resolve_solver
@@ -70,9 +71,11 @@ def _step(system, t, x, V, a):
 
 
 class _Integrator(eqx.Module):
-    """How flows are integrated (static options of `simulate`'s integrators)."""
+    """How flows are integrated (static options of `simulate`'s integrators); `tableau` is
+    the solver's embedded Runge–Kutta pair when adaptive steps run in `_erk`."""
 
     solver: Any
+    tableau: Tableau | None
     dt: float | None = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
@@ -89,7 +92,8 @@ def _make_integrator(system, solver, dt, rtol, atol, max_steps) -> _Integrator |
         raise ValueError("`rtol` and `atol` cannot both be 0; got rtol=0, atol=0.")
     if dt is not None and not is_concrete(dt):
         raise ValueError("`dt` must be a concrete number (it sets the number of steps).")
-    return _Integrator(solver=_resolve_solver(solver, dt),
+    solver = _resolve_solver(solver, dt)
+    return _Integrator(solver=solver, tableau=None if dt is not None else embedded_tableau(solver),
                        dt=None if dt is None else float(np.asarray(dt)), rtol=float(rtol),
                        atol=float(atol), max_steps=check_int(max_steps, "max_steps"))
 
@@ -127,6 +131,10 @@ def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None)
 
         (x, V), _ = jax.lax.scan(body, (x0, V0), jnp.arange(span.steps, dtype=dtype))
         return x, V, RESULTS.successful
+    if integ.dt is None and integ.tableau is not None:
+        x, V, result = _adaptive(system, x0[None], V0[None], args, jnp.asarray(t0, dtype),
+                                 span, integ)
+        return x[0], V[0], eqx.tree_at(lambda r: r._value, result, result._value[0])
     aug = _Tangent(system, jnp.asarray(t0, dtype), span.sign.astype(dtype), n, k)
     z0 = jnp.concatenate([x0, V0.reshape(-1)])
     length = span.length.astype(dtype)
@@ -150,6 +158,61 @@ def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None)
                                integ.solver, controller, max_steps)
     z = traj.xs[-1]
     return z[:n], z[n:].reshape(n, k), traj.result
+
+
+# A state with its tangents of at most this many entries is integrated as separate scalars.
+_SPLIT_MAX = 16
+
+
+def _adaptive(system, X0, V0, args, t0, span: _Span, integ: _Integrator, width=None):
+    """`_propagate` for a batch `X0` `[B, n]` (tangents `V0` `[B, n, k]`) by the adaptive
+    embedded Runge–Kutta steps of `_erk.flow_maps`; the state is `(x, V[:, 0], …, V[:, k-1])`."""
+    n, k = V0.shape[1:]
+    dtype = X0.dtype
+    sign = span.sign.astype(dtype)
+    split_state = n * (1 + k) <= _SPLIT_MAX
+
+    def derivative(s, z):
+        t = t0 + sign * s
+        a = args_at(args, t)
+        if not split_state:
+            x, dx = _step(system, t, z[:n], z[n:].reshape(k, n).T, a)
+            return sign * jnp.concatenate([x, dx.T.reshape(-1)])
+        # Entries in, entries out, the sign applied to each: see `flow_maps`.
+        x = jnp.stack(z[:n])
+        cols = [jnp.stack(z[n * (j + 1): n * (j + 2)]) for j in range(k)]
+        if k and not isinstance(system, AbstractJacobianSystem):
+            g = lambda y: system(t, y, a)
+            outs = [jax.jvp(g, (x,), (v,)) for v in cols]
+            parts = [outs[0][0]] + [d for _, d in outs]
+        else:
+            parts = [system(t, x, a)]
+            if k:
+                JV = system.state_jacobian(x, a) @ jnp.stack(cols, axis=1)
+                parts += [JV[:, j] for j in range(k)]
+        return tuple(sign * v for p in parts for v in split(p))
+
+    z0 = jnp.concatenate([X0, jnp.swapaxes(V0, 1, 2).reshape(X0.shape[0], -1)], axis=1)
+    z, result, _ = flow_maps(derivative, z0, span.length.astype(dtype), integ.tableau,
+                             integ.rtol, integ.atol, integ.max_steps, split_state=split_state,
+                             n_controlled=n, width=width)
+    x = z[:, :n]
+    V = jnp.swapaxes(z[:, n:].reshape(-1, k, n), 1, 2) if k else V0
+    finite = jnp.all(jnp.isfinite(x), axis=1) & jnp.all(jnp.isfinite(V), axis=(1, 2))
+    code = jnp.where(finite | (result._value != RESULTS.successful._value), result._value,
+                     RESULTS.nonfinite_state._value)
+    return x, V, eqx.tree_at(lambda r: r._value, result, code)
+
+
+def _propagate_many(system, X0, V0, args, t0, span: _Span, integ: _Integrator | None,
+                    width: int | None = None):
+    """`_propagate` for a batch of states `X0` `[B, n]` with shared tangents `V0` `[n, k]`:
+    adaptive steps run batch-wise in `_erk`, `width` states at a time, the other
+    integrators under `vmap`."""
+    if integ is not None and integ.dt is None and integ.tableau is not None:
+        V = jnp.broadcast_to(V0, (X0.shape[0],) + V0.shape)
+        return _adaptive(system, X0, V, args, jnp.asarray(t0, X0.dtype), span, integ, width)
+    return jax.vmap(lambda x: _propagate(system, x, V0, args, t0, span, integ))(X0)
 
 
 class _StateNorm(eqx.Module):
@@ -180,6 +243,27 @@ def _log_stretch(C: Float[Array, "n k"]) -> Float[Array, ""]:
 
 
 _ADAPTIVE_CHUNK = {False: 8192, True: 2048}  # default chunk cap: without / with tangents
+_SLOTS = 2048  # default slots of the embedded Runge–Kutta path (with or without tangents)
+_REFILL_BLOCK = 8  # with refilled slots: points per chunk, in slots
+
+
+def _chunking(chunk: int, chunk_size: int | None, integ: _Integrator | None, n_points: int,
+              tangents: bool) -> tuple[int, int | None]:
+    """`(points per chunk, slots per chunk)` from the chunk that fits the memory budget.
+
+    A vmapped adaptive batch steps until its slowest point is done, so its chunks are capped
+    (smaller chunks let the easy points finish early: double gyre, 2 CPU cores, 1.8x faster
+    with tangents at 201 x 101, 1.5x without at 401 x 201). The embedded Runge–Kutta path
+    refills its slots instead: `chunk` points run at once (the slots), and each chunk holds
+    `_REFILL_BLOCK` times as many points, which take the slots in turn (double gyre,
+    401 x 201, 2 CPU cores: 2,048 slots 0.29 s per direction, 8,192 slots 0.41 s)."""
+    if integ is None or integ.dt is not None:
+        return chunk, None
+    if integ.tableau is None:
+        return (chunk if chunk_size is not None else
+                min(chunk, _ADAPTIVE_CHUNK[tangents])), None
+    width = chunk if chunk_size is not None else min(chunk, _SLOTS)
+    return min(n_points, width * _REFILL_BLOCK), width
 _CPU_CHUNK_BYTES = 64 * 2**20
 
 

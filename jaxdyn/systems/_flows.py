@@ -11,6 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._system import AbstractFlow
 from .._validate import real_array
 from ._common import primary
+from ._trig import sincospi
 
 
 class Lorenz(AbstractFlow):
@@ -234,7 +235,8 @@ class DoubleGyre(AbstractFlow):
 
     def _coefficients(self, t, args, x):
         eps = primary(args, self.epsilon, x, "double_gyre", "epsilon")
-        s = eps * jnp.sin(self.omega.astype(eps.dtype) * t)
+        # sin(ωt) as sin(π·(ω/π)t): sincospi is vectorised where XLA's float64 sin is not.
+        s = eps * sincospi(self.omega.astype(eps.dtype) / jnp.pi * t)[0]
         return self.A.astype(eps.dtype), s
 
     def stream_function(self, t, x, args=None) -> Array:
@@ -242,7 +244,7 @@ class DoubleGyre(AbstractFlow):
         A, s = self._coefficients(t, args, x)
         u, v = x
         f = s * u * u + (1 - 2 * s) * u
-        return A * jnp.sin(jnp.pi * f) * jnp.sin(jnp.pi * v)
+        return A * sincospi(f)[0] * sincospi(v)[0]
 
     def __call__(self, t, x, args):
         """The velocity `(−∂ψ/∂y, ∂ψ/∂x)` with `ε = args` unless `args` is None."""
@@ -250,10 +252,9 @@ class DoubleGyre(AbstractFlow):
         u, v = x
         f = s * u * u + (1 - 2 * s) * u
         dfdx = 2 * s * u + 1 - 2 * s
-        return jnp.stack([
-            -jnp.pi * A * jnp.sin(jnp.pi * f) * jnp.cos(jnp.pi * v),
-            jnp.pi * A * jnp.cos(jnp.pi * f) * jnp.sin(jnp.pi * v) * dfdx,
-        ])
+        sin_f, cos_f = sincospi(f)
+        sin_v, cos_v = sincospi(v)
+        return jnp.stack([-jnp.pi * A * sin_f * cos_v, jnp.pi * A * cos_f * sin_v * dfdx])
 
 
 def double_gyre(A: ArrayLike = 0.1, epsilon: ArrayLike = 0.25,
