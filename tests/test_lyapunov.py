@@ -1,6 +1,8 @@
 """FTLE, ridges, basins and Lyapunov spectra against closed forms, published values and
 independent finite differences; jit, vmap, grad, errors, chunking and figures."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -315,6 +317,23 @@ def test_grad_of_mean_ftle_wrt_a_parameter():
     np.testing.assert_allclose(grad, fd, rtol=1e-6)
 
 
+def test_grad_of_mean_ftle_with_adaptive_steps():
+    """Reverse mode through the adaptive steps (the step sizes held fixed, as in diffrax)."""
+    dg = jd.systems.double_gyre()
+    pts = jnp.asarray(np.random.default_rng(4).uniform([0.2, 0.2], [1.8, 0.8], size=(4, 2)))
+
+    def mean_ftle(eps):
+        return jnp.mean(jd.ftle(dg, pts, eps, 0.0, 4.0, solver="dopri8", rtol=1e-10,
+                                atol=1e-12).ftle)
+
+    e = jnp.asarray(0.25)
+    grad = float(jax.jit(jax.grad(mean_ftle))(e))
+    h = 1e-5
+    fd = (float(mean_ftle(e + h)) - float(mean_ftle(e - h))) / (2 * h)
+    assert abs(fd) > 1e-3
+    np.testing.assert_allclose(grad, fd, rtol=1e-5)
+
+
 def test_chunks_and_progress_give_the_same_field():
     dg = jd.systems.double_gyre()
     g = jd.grid([(0.0, 2.0), (0.0, 1.0)], (7, 5))
@@ -324,6 +343,12 @@ def test_chunks_and_progress_give_the_same_field():
     np.testing.assert_allclose(np.asarray(b.ftle), np.asarray(a.ftle), rtol=1e-12)
     c = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, 3.0, budget=5_000, **kw)  # a tiny budget
     np.testing.assert_allclose(np.asarray(c.ftle), np.asarray(a.ftle), rtol=1e-12)
+    # Adaptive steps: 4 slots refilled over chunks of 32 points, against all points at once.
+    for method in ("grid", "autodiff"):
+        kw = dict(method=method, solver="dopri8", rtol=1e-8, atol=1e-10)
+        a = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, 3.0, chunk_size=35, **kw)
+        b = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, 3.0, chunk_size=4, progress=True, **kw)
+        np.testing.assert_allclose(np.asarray(b.ftle), np.asarray(a.ftle), rtol=1e-10)
 
 
 def test_float32_stays_float32():
@@ -401,20 +426,46 @@ def test_figures_and_summaries():
         assert type(obj).__name__ in repr(obj)
 
 
-@pytest.mark.slow
-def test_double_gyre_grid_field_matches_the_published_numbacs_figures():
-    """The standard double-gyre field (401 × 201, t0 = 0, T = 15, DOP853 at rtol 1e-6 /
-    atol 1e-8, grid differences), in numbacs' output convention (boundary rows and columns 0,
-    negative values 0), against numbacs 0.2.0's figures on the same problem: range
-    [0, 0.3815], mean 0.15175 (shared/research/dsa_tasks_ftle.md)."""
+@pytest.fixture(scope="module")
+def gyre_grid_fields():
+    """The standard double-gyre FTLE fields (401 × 201 on [0, 2] × [0, 1], t0 = 0, T = ±15,
+    DOP853-class steps at numbacs' rtol 1e-6 / atol 1e-8, grid differences)."""
     dg = jd.systems.double_gyre()
     g = jd.grid([(0.0, 2.0), (0.0, 1.0)], (401, 201))
-    f = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, 15.0, method="grid", solver="dopri8",
-                rtol=1e-6, atol=1e-8)
-    assert bool(jnp.all(f.success))
-    nb = np.maximum(np.nan_to_num(np.asarray(f.ftle)), 0.0)
+    out = {}
+    for T in (15.0, -15.0):
+        f = jd.ftle(dg, g, jnp.asarray(0.25), 0.0, T, method="grid", solver="dopri8",
+                    rtol=1e-6, atol=1e-8)
+        assert bool(jnp.all(f.success))
+        out[T] = np.asarray(f.ftle)
+    return out
+
+
+@pytest.mark.slow
+def test_double_gyre_grid_field_matches_the_published_numbacs_figures(gyre_grid_fields):
+    """In numbacs' output convention (boundary rows and columns 0, negative values 0), against
+    numbacs 0.2.0's figures on the same problem: range [0, 0.3815], mean 0.15175
+    (shared/research/dsa_tasks_ftle.md)."""
+    nb = np.maximum(np.nan_to_num(gyre_grid_fields[15.0]), 0.0)
     nb[[0, -1], :] = 0.0
     nb[:, [0, -1]] = 0.0
     assert nb.min() == 0.0
     assert abs(nb.max() - 0.3815) < 1e-4
     assert abs(nb.mean() - 0.15175) < 1e-5
+
+
+@pytest.mark.slow
+def test_double_gyre_grid_field_matches_the_committed_numbacs_reference(gyre_grid_fields):
+    """numbacs 0.2.0's own forward and backward fields on the same problem (every 10th grid
+    point, written by `benchmarks/ftle.py --reference`): like with like, the median relative
+    difference is at most 1e-3 (measured: about 4e-6)."""
+    ref = np.load(Path(__file__).parent / "data" / "ftle_numbacs_reference.npz")
+    assert float(ref["T"]) == 15.0 and float(ref["rtol"]) == 1e-6 and float(ref["atol"]) == 1e-8
+    for T, key in ((15.0, "forward"), (-15.0, "backward")):
+        ours = gyre_grid_fields[T][::10, ::10][1:-1, 1:-1]
+        want = np.asarray(ref[key])[1:-1, 1:-1]  # numbacs sets its boundary rows to 0
+        keep = want > 1e-3
+        assert keep.sum() > 500
+        rel = np.abs(ours[keep] - want[keep]) / want[keep]
+        assert np.median(rel) <= 1e-3
+        assert np.percentile(rel, 95) <= 1e-2

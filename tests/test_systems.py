@@ -473,3 +473,32 @@ def test_factories_accept_tracers():
     # Validation of values is skipped for traced parameters, so a factory works inside jit.
     out = jax.jit(lambda r: S.logistic(r)(0, jnp.array([0.5]), None))(3.0)
     np.testing.assert_allclose(out, [0.75])
+
+
+# ---------------------------------------------------------------------------------------------
+# sin(πx) and cos(πx) in vectorisable arithmetic (the double gyre's trigonometry)
+
+
+def test_sincospi_is_within_two_ulps_and_exact_at_zeros():
+    mpmath = pytest.importorskip("mpmath")
+    from jaxdyn.systems._trig import sincospi
+
+    x = np.concatenate([RNG.uniform(-20, 20, 1500), np.arange(-6, 6.5, 0.5),
+                        RNG.uniform(-1e-4, 1e-4, 50), [1e-300, 0.25, -0.75, 1e6 + 0.5]])
+    s, c = map(np.asarray, jax.jit(sincospi)(jnp.asarray(x)))
+    mpmath.mp.prec = 113
+    true_s = np.array([float(mpmath.sinpi(mpmath.mpf(v))) for v in x])
+    true_c = np.array([float(mpmath.cospi(mpmath.mpf(v))) for v in x])
+    for got, want in ((s, true_s), (c, true_c)):
+        zero = want == 0
+        assert np.all(got[zero] == 0)  # integers and half-integers exactly
+        ulps = np.abs(got[~zero] - want[~zero]) / np.spacing(np.abs(want[~zero]))
+        assert ulps.max() <= 2
+    ds, dc = jax.vmap(jax.grad(lambda v: sincospi(v)[0]))(jnp.asarray(x[:20])), \
+        jax.vmap(jax.grad(lambda v: sincospi(v)[1]))(jnp.asarray(x[:20]))
+    np.testing.assert_allclose(np.asarray(ds), np.pi * np.cos(np.pi * x[:20]), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(dc), -np.pi * np.sin(np.pi * x[:20]), atol=1e-12)
+    s32 = sincospi(jnp.asarray(x[:20], jnp.float32))
+    assert s32[0].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(s32[0]), np.sin(np.pi * x[:20]), atol=2e-6)
+    assert bool(jnp.all(jnp.isnan(jnp.stack(sincospi(jnp.array([jnp.inf, jnp.nan]))))))
