@@ -33,7 +33,12 @@ def _horner(coefficients, z2):
 
 @jax.custom_jvp
 def sincospi(x: Array) -> tuple[Array, Array]:
-    """`(sin πx, cos πx)` for a float array `x` (|x| < 2⁵², where the reduction is exact)."""
+    """`(sin πx, cos πx)` for a float array `x`, within 2 ulps, in operations XLA vectorises.
+
+    Exact zeros at integers (sin) and half-integers (cos); accurate for |x| < 2⁵², where the
+    reduction `x − k/2` is exact. Differentiable (`d sin πx = π cos πx dx`). For `sin(ωt)`
+    write `sincospi(ω / π * t)[0]`.
+    """
     k = jnp.round(2 * x)
     z = jnp.pi * (x - 0.5 * k)  # |z| ≤ π/4
     z2 = z * z
