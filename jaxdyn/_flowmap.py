@@ -23,6 +23,7 @@ from jaxtyping import Array, Float
 from ._erk import Tableau, embedded_tableau, flow_maps, split
 from ._grid import Grid
 from ._inputs import args_at
+from ._newton import newton_solve
 from ._simulate import _explicit_tableau, _fixed_step, _integrate_flow, _resolve_solver
 from ._solution import RESULTS
 from ._system import AbstractFlow, AbstractJacobianSystem, AbstractSystem
@@ -57,6 +58,21 @@ class _Tangent(AbstractFlow):
         x, dx = _step(self.system, t, z[: self.n], z[self.n:].reshape(self.n, self.k),
                       args_at(a, t))
         return self.sign * jnp.concatenate([x, dx.reshape(-1)])
+
+
+def _preimage(system, t, x, V, a):
+    """One backward iterate of a map: the state `y` with `F(t, y) = x`, by the Newton core
+    started from `y = x` (tolerance 100 ulps of `x`), and the tangents `J(y)⁻¹ V`. Returns
+    `(y, J⁻¹V, status)`; a preimage Newton does not find is a failed status, not a result."""
+    tol = 100 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(x)))
+    sol = newton_solve(lambda y, p: system(p[0], y, p[2]) - p[1], x, (t, x, a), tol=tol,
+                       max_steps=200)
+    y = sol.x
+    if V.shape[1]:
+        J = (system.state_jacobian(y, a) if isinstance(system, AbstractJacobianSystem)
+             else jax.jacfwd(lambda z: system(t, z, a))(y))
+        V = jnp.linalg.solve(J, V)
+    return y, V, sol.result
 
 
 def _step(system, t, x, V, a):
@@ -106,6 +122,7 @@ class _Span(eqx.Module):
     length: Array
     sign: Array
     steps: int | None = eqx.field(static=True)
+    inverse: bool = eqx.field(static=True, default=False)  # a map's backward iterates
 
 
 def _make_span(T: float, system, integ: _Integrator | None, dtype) -> _Span:
@@ -114,7 +131,8 @@ def _make_span(T: float, system, integ: _Integrator | None, dtype) -> _Span:
         steps = int(round(abs(T)))
     elif integ.dt is not None:
         steps = max(1, int(math.ceil(abs(T) / integ.dt - 1e-9)))
-    return _Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype), steps)
+    return _Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype), steps,
+                 inverse=bool(system.discrete and T < 0))
 
 
 def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None):
@@ -122,6 +140,18 @@ def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None)
     status."""
     n, k = V0.shape
     dtype = x0.dtype
+    if system.discrete and span.inverse:
+        ok = RESULTS.successful._value
+
+        def back(carry, i):
+            x, V, rv = carry
+            t = t0 - 1 - i
+            y, V, r = _preimage(system, t, x, V, args_at(args, t))
+            return (y, V, jnp.where(rv == ok, r._value, rv)), None
+
+        (x, V, rv), _ = jax.lax.scan(back, (x0, V0, jnp.asarray(ok)),
+                                     jnp.arange(span.steps, dtype=dtype))
+        return x, V, eqx.tree_at(lambda r: r._value, RESULTS.successful, rv)
     if system.discrete:
 
         def body(carry, i):
@@ -277,7 +307,7 @@ def _chunk_budget(budget: int | None) -> int | None:
     return _CPU_CHUNK_BYTES if jax.default_backend() == "cpu" else None
 
 
-def _check_time(T: Any, system, name: str = "T") -> float:
+def _check_time(T: Any, system, name: str = "T", backward_map: bool = False) -> float:
     if T is None:
         raise ValueError(f"`{name}` (the integration time) is required; got None.")
     if not is_concrete(T):
@@ -291,9 +321,8 @@ def _check_time(T: Any, system, name: str = "T") -> float:
     if T == 0:
         raise ValueError(f"`{name}` must be nonzero (T > 0 forward, T < 0 backward); got 0.")
     if system.discrete:
-        if T < 0:
-            raise ValueError(f"`{name}` must be > 0 for a map (backward iterates would need "
-                             f"its inverse); got {T!r}.")
+        if T < 0 and not backward_map:
+            raise ValueError(f"`{name}` must be > 0 for a map here; got {T!r}.")
         if T != round(T):
             raise ValueError(f"`{name}` is the number of iterates of a map and must be an "
                              f"integer; got {T!r}.")

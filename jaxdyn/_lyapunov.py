@@ -164,7 +164,9 @@ def ftle(
     - `args`: the system's arguments (an RNN's constant input), shared by all points.
     - `t0`: the initial time.
     - `T`: the integration time, a nonzero Python number: `T > 0` forward (repelling
-      structures), `T < 0` backward (attracting ones); for a map a positive integer.
+      structures), `T < 0` backward (attracting ones); for a map a nonzero integer, the
+      backward iterates found one by one by Newton's method (`F(y) = x` from `y = x`; a
+      point whose preimage is not found gets a failed `result`).
     - `method`: `"autodiff"` or `"grid"` (needs a `Grid` with ≥ 3 points per axis).
     - `stretching`: `"full"` or `"plane"`, as above (default: `"full"` for `autodiff`,
       `"plane"` for `grid`).
@@ -179,7 +181,7 @@ def ftle(
 
     **Returns:** an `FTLEField` (`.ftle`, `.result`, `.ridges()`, `.plot()`).
 
-    **Raises:** `ValueError` for `T` zero, missing or not concrete (negative or fractional for
+    **Raises:** `ValueError` for `T` zero, missing or not concrete (fractional for
     a map), states of the wrong shape or non-finite, `args` the system cannot take, an
     unknown `method` or `stretching`, `"plane"` without a `Grid`, `method="grid"` on
     scattered points or with `stretching="full"` on a plane, or bad integrator options.
@@ -189,7 +191,7 @@ def ftle(
     """
     system = as_system(system)
     args = promote_scalars(args)
-    T = _check_time(T, system)
+    T = _check_time(T, system, backward_map=True)
     check_choice(method, "method", _METHODS)
     pts, g = _points(system, x0s)
     n = g.origin.shape[0] if pts is None else pts.shape[-1]

@@ -55,6 +55,51 @@ def test_linear_saddle_rate_and_fixed_step_and_grid_method():
     np.testing.assert_allclose(np.asarray(f.ftle), 1.0, atol=1e-10)
 
 
+@pytest.mark.parametrize("T", [-1, -2])
+def test_backward_ftle_of_maps(T):
+    """Backward iterates by Newton's method: diag(2, ½) backward stretches by 2 along y; for
+    the Hénon map, `F^k` from the computed preimage returns the point, and the backward FTLE
+    is `−ln σ_min(DF^k) / k` of the forward Jacobian there."""
+    pts = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)))
+    f = jd.ftle(diagonal_map(), pts, None, 0, T)
+    np.testing.assert_allclose(np.asarray(f.ftle), np.log(2.0), rtol=0, atol=1e-13)
+    henon = jd.systems.henon()
+    pts = jnp.asarray(np.random.default_rng(1).uniform(-0.5, 0.5, size=(6, 2)))
+    fb = jd.ftle(henon, pts, None, 0, T)
+    assert bool(jnp.all(fb.success))
+    k = -T
+    for p, sigma in zip(np.asarray(pts), np.asarray(fb.ftle)):
+        q = p.copy()
+        for _ in range(k):  # the explicit inverse: (x, y) = (Y / b, X − 1 + a (Y / b)²)
+            x = q[1] / 0.3
+            q = np.array([x, q[0] - 1.0 + 1.4 * x * x])
+        fwd = jax.jacfwd(lambda z: jd.simulate(henon, z, None, k).xs[-1])(jnp.asarray(q))
+        smin = np.linalg.svd(np.asarray(fwd), compute_uv=False)[-1]
+        np.testing.assert_allclose(sigma, -np.log(smin) / k, rtol=1e-9)
+
+
+def test_backward_ftle_of_an_rnn_map_and_failed_preimages():
+    """A tanh RNN (closed-form Jacobian): the preimages found run forward to the point again,
+    and the backward FTLE is `−ln σ_min` of the forward Jacobian from the preimage. A point
+    outside the map's range (|x| ≥ 1 for tanh) has no preimage: a failed status, NaN."""
+    from jaxdyn._flowmap import _make_span, _propagate
+
+    W = jnp.asarray(np.random.default_rng(5).normal(size=(4, 4))) / 2
+    rnn = jd.systems.tanh_rnn(W)
+    q0 = jnp.array([0.3, -0.2, 0.1, 0.4])
+    p = jd.simulate(rnn, q0, None, 3).xs[-1]  # so that three preimages exist
+    x, V, res = _propagate(rnn, p, jnp.eye(4), None, 0.0, _make_span(-3, rnn, None, p.dtype),
+                           None)
+    assert int(res._value) == RESULTS.successful._value
+    np.testing.assert_allclose(np.asarray(x), np.asarray(q0), atol=1e-10)
+    fwd = jax.jacfwd(lambda z: jd.simulate(rnn, z, None, 3).xs[-1])(x)
+    np.testing.assert_allclose(np.asarray(V), np.linalg.inv(np.asarray(fwd)), rtol=1e-9)
+    f = jd.ftle(rnn, jnp.stack([p, jnp.array([1.5, 0.0, 0.0, 0.0])]), None, 0, -3)
+    smin = np.linalg.svd(np.asarray(fwd), compute_uv=False)[-1]
+    np.testing.assert_allclose(float(f.ftle[0]), -np.log(smin) / 3, rtol=1e-9)
+    assert bool(f.success[0]) and not bool(f.success[1]) and bool(jnp.isnan(f.ftle[1]))
+
+
 @pytest.mark.parametrize("T", [1, 5, 20])
 def test_map_diag_ftle_is_ln2(T):
     pts = jnp.asarray(np.random.default_rng(0).normal(size=(7, 2)))
@@ -379,7 +424,9 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="`T`"):
         jd.ftle(saddle(), g, ONE, 0.0)
     with pytest.raises(ValueError, match="`T`"):
-        jd.ftle(diagonal_map(), g, None, 0, -2)
+        jd.ftle(diagonal_map(), g, None, 0, 2.5)
+    with pytest.raises(ValueError, match="`T`"):
+        jd.basins(diagonal_map(), g, None, jnp.zeros((1, 2)), T=-2)
     with pytest.raises(ValueError, match="`T`"):
         jd.lyapunov_spectrum(saddle(), jnp.ones(2), ONE, 0.0)
     with pytest.raises(ValueError, match="`bounds`"):
