@@ -88,7 +88,8 @@ def _step(system, t, x, V, a):
 
 class _Integrator(eqx.Module):
     """How flows are integrated (static options of `simulate`'s integrators); `tableau` is
-    the solver's embedded Runge–Kutta pair when adaptive steps run in `_erk`."""
+    the solver's embedded Runge–Kutta pair when adaptive steps run in `_erk` (None with a
+    fixed `dt` or a solver that is not an explicit Runge–Kutta pair)."""
 
     solver: Any
     tableau: Tableau | None
@@ -161,7 +162,7 @@ def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None)
 
         (x, V), _ = jax.lax.scan(body, (x0, V0), jnp.arange(span.steps, dtype=dtype))
         return x, V, RESULTS.successful
-    if integ.dt is None and integ.tableau is not None:
+    if integ.tableau is not None:
         x, V, result = _adaptive(system, x0[None], V0[None], args, jnp.asarray(t0, dtype),
                                  span, integ)
         return x[0], V[0], eqx.tree_at(lambda r: r._value, result, result._value[0])
@@ -239,7 +240,7 @@ def _propagate_many(system, X0, V0, args, t0, span: _Span, integ: _Integrator | 
     """`_propagate` for a batch of states `X0` `[B, n]` with shared tangents `V0` `[n, k]`:
     adaptive steps run batch-wise in `_erk`, `width` states at a time, the other
     integrators under `vmap`."""
-    if integ is not None and integ.dt is None and integ.tableau is not None:
+    if integ is not None and integ.tableau is not None:
         V = jnp.broadcast_to(V0, (X0.shape[0],) + V0.shape)
         return _adaptive(system, X0, V, args, jnp.asarray(t0, X0.dtype), span, integ, width)
     return jax.vmap(lambda x: _propagate(system, x, V0, args, t0, span, integ))(X0)
@@ -294,6 +295,8 @@ def _chunking(chunk: int, chunk_size: int | None, integ: _Integrator | None, n_p
                 min(chunk, _ADAPTIVE_CHUNK[tangents])), None
     width = chunk if chunk_size is not None else min(chunk, _SLOTS)
     return min(n_points, width * _REFILL_BLOCK), width
+
+
 _CPU_CHUNK_BYTES = 64 * 2**20
 
 
