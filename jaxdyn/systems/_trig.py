@@ -16,7 +16,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike
 
 # Taylor coefficients of sin z / z and cos z in z² (|z| ≤ π/4: the first omitted terms are
 # below 1e-19 relative).
@@ -31,14 +31,21 @@ def _horner(coefficients, z2):
     return acc
 
 
-@jax.custom_jvp
-def sincospi(x: Array) -> tuple[Array, Array]:
-    """`(sin πx, cos πx)` for a float array `x`, within 2 ulps, in operations XLA vectorises.
+def sincospi(x: ArrayLike) -> tuple[Array, Array]:
+    """`(sin πx, cos πx)` for an array `x`, within 2 ulps, in operations XLA vectorises.
 
-    Exact zeros at integers (sin) and half-integers (cos); accurate for |x| < 2⁵², where the
-    reduction `x − k/2` is exact. Differentiable (`d sin πx = π cos πx dx`). For `sin(ωt)`
-    write `sincospi(ω / π * t)[0]`.
+    Exact (positive) zeros at integers (sin) and half-integers (cos); accurate for |x| < 2⁵²,
+    where the reduction `x − k/2` is exact. Integer input is taken as floating point.
+    Differentiable (`d sin πx = π cos πx dx`). For `sin(ωt)` write `sincospi(ω / π * t)[0]`.
     """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return _sincospi(x)
+
+
+@jax.custom_jvp
+def _sincospi(x: Array) -> tuple[Array, Array]:
     k = jnp.round(2 * x)
     z = jnp.pi * (x - 0.5 * k)  # |z| ≤ π/4
     z2 = z * z
@@ -48,8 +55,8 @@ def sincospi(x: Array) -> tuple[Array, Array]:
     odd = (q == 1) | (q == 3)
     sin = jnp.where(odd, c, s)
     cos = jnp.where(odd, s, c)
-    sin = jnp.where(q >= 2, -sin, sin)
-    cos = jnp.where((q == 1) | (q == 2), -cos, cos)
+    sin = jnp.where(q >= 2, 0.0 - sin, sin)  # 0 − v: no negative zeros
+    cos = jnp.where((q == 1) | (q == 2), 0.0 - cos, cos)
     # Divided by a 1 that XLA cannot fold away: XLA counts a division as expensive and so
     # stores `sin` and `cos` once, where it would recompute this cheap-looking polynomial
     # inside every fusion that reads it (six times per step of a state with two tangents).
@@ -57,8 +64,8 @@ def sincospi(x: Array) -> tuple[Array, Array]:
     return sin / one, cos / one
 
 
-@sincospi.defjvp
+@_sincospi.defjvp
 def _sincospi_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    s, c = sincospi(x)
+    s, c = _sincospi(x)
     return (s, c), (jnp.pi * c * dx, -jnp.pi * s * dx)
