@@ -164,7 +164,8 @@ def basins(
         chunk_size = check_int(chunk_size, "chunk_size")
     chunk = resolve_chunk_size(flat.shape[0], chunk_size=chunk_size, bytes_per_item=per_item,
                                budget=_chunk_budget(budget))
-    chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], False)
+    chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], n, 0,
+                             jnp.dtype(flat.dtype).itemsize, False)
     meter = as_meter(progress, "basins", "chunk")
     span = _make_span(T, system, integ, flat.dtype)
     x, label, dist, rv = _basins(system, flat, args, jnp.asarray(t0, flat.dtype), att, span,

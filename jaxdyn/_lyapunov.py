@@ -234,7 +234,8 @@ def ftle(
         chunk_size = check_int(chunk_size, "chunk_size")
     chunk = resolve_chunk_size(flat.shape[0], chunk_size=chunk_size, bytes_per_item=per_item,
                                budget=_chunk_budget(budget))
-    chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], bool(V0.shape[1]))
+    chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], n, V0.shape[1], itemsize,
+                             isinstance(system, AbstractJacobianSystem))
     meter = as_meter(progress, "FTLE", "chunk")
     spacing = None if method == "autodiff" else tuple(g.axes)
     span = _make_span(T, system, integ, flat.dtype)
