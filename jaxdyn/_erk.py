@@ -1,15 +1,14 @@
-"""An adaptive explicit Runge–Kutta flow map, built to be `vmap`ped over many initial states.
+"""Adaptive explicit Runge–Kutta flow maps of many initial states at once.
 
-A flow map needs only the final state, so the integration keeps no dense output, saves
-nothing along the way and has no events: one `while_loop` step tries one step of the
-solver's Butcher tableau (taken from the diffrax solver, e.g. Dopri8 or Tsit5), estimates
-its error with the tableau's embedded method, and accepts or rejects it with an
-integral controller. Under `vmap` over a grid of points each point keeps its own time and
-step size; the batched loop runs until its slowest point is done. This is the cost that
-matters for FTLE fields and basins: for the double gyre (401 × 201 points) it is several
-times faster than `vmap` of `diffrax.diffeqsolve` with the same tableau, controller
-tolerances and result (diffrax's general machinery – dense output, `SaveAt`, events,
-progress – is repeated per step for the whole batch).
+A flow map needs only the final state: no dense output, no saving along the way, no events.
+`flow_maps` steps a batch of states with a diffrax solver's embedded Runge–Kutta pair (its
+Butcher tableau, e.g. Dopri8 or Tsit5) in one `while_loop`: every state keeps its own time
+and step size, each step is accepted or rejected by an integral controller with diffrax's
+defaults, and a state that is done hands its slot to the next one. This is the cost that
+matters for FTLE fields and basins: the double gyre's 401 × 201 grid at numbacs' tolerances
+takes 0.3 s a direction on 2 CPU cores, against 0.8 s through `vmap` of `diffrax.diffeqsolve`
+with the same tableau and vector field (whose general machinery, dense output, `SaveAt`,
+events, runs per step for the whole batch) and 0.8 s in numbacs.
 
 The loop is `equinox.internal.while_loop` with `kind="checkpointed"`, so reverse-mode
 gradients flow through it (by recursive checkpointing), as through `diffeqsolve`.
@@ -92,9 +91,9 @@ def flow_maps(
 
     The stages' derivatives are held stage-major, `[stages, batch]` per component, and the
     stages run in a loop, so each derivative is computed once and each stage's combination is
-    a product vectorised over the batch. (Unrolled, XLA fused
-    each derivative into every later stage that read it, evaluating the vector field there
-    again: with tangents, ten times the work.)
+    a product vectorised over the batch. (Unrolled, XLA fused each derivative into every later
+    stage that read it, evaluating the vector field there again: with tangents, ten times the
+    work.)
 
     `width` states are integrated at once (default: all). With fewer slots than states, a
     slot whose state is done takes the next one, so that no slot idles until the slowest
