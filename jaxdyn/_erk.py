@@ -103,8 +103,9 @@ def flow_maps(
     over the first `n_controlled` entries (default all: tangents ride along on the state's
     steps), with an integral controller (diffrax's defaults). The first step follows Hairer,
     Nørsett & Wanner (Solving ODEs I, II.4). Returns the final states, the statuses
-    (`max_steps_reached` where `max_steps` attempted steps did not reach `length`) and the
-    numbers of attempted steps.
+    (`max_steps_reached` where `max_steps` attempted steps did not reach `length`,
+    `nonfinite_state` where the derivative stayed non-finite as the step shrank to rounding
+    level) and the numbers of attempted steps.
     """
     n_points, n = y0.shape
     m = n if n_controlled is None else n_controlled
@@ -163,7 +164,7 @@ def flow_maps(
         return tuple(yc + times(h, jnp.tensordot(w, Kc, axes=1)) for yc, Kc in zip(y, K))
 
     def running(s, k):
-        return (s < length) & (k < max_steps)
+        return (s < length) & (k >= 0) & (k < max_steps)
 
     def cond(carry):
         return jnp.any(carry[0] < n_points)
@@ -200,6 +201,11 @@ def flow_maps(
         if tableau.fsal:
             k1 = select(accept, tuple(Kc[-1] for Kc in K), k1)
         k = k + active.astype(k.dtype)
+        # A derivative that stays non-finite while the step shrinks to nothing ends the state
+        # at once (its count stored as −count − 1), rather than holding its batch for
+        # `max_steps`.
+        dead = active & ~finite & (h <= 64 * jnp.finfo(dtype).eps * jnp.maximum(length, 1.0))
+        k = jnp.where(dead, -k - 1, k)
         # Finished states leave their slots, and the next states take them.
         done = (idx < n_points) & ~running(s, k)
         to = jnp.where(done, idx, n_points)
@@ -224,6 +230,10 @@ def flow_maps(
     carry = eqxi.while_loop(cond, body, init, max_steps=min(max_steps * n_points, 2**31 - 1),
                             kind="checkpointed")
     s, k, *Y = carry[-1]
+    failed = k < 0
+    k = jnp.where(failed, -k - 1, k)
     Y = jnp.stack(Y, axis=1) if split_state else Y[0]
-    code = jnp.where(s >= length, RESULTS.successful._value, RESULTS.max_steps_reached._value)
+    code = jnp.where(s >= length, RESULTS.successful._value,
+                     jnp.where(failed, RESULTS.nonfinite_state._value,
+                               RESULTS.max_steps_reached._value))
     return Y, eqx.tree_at(lambda r: r._value, RESULTS.successful, code), k

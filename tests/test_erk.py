@@ -92,6 +92,18 @@ def test_statuses_for_max_steps_and_blow_up():
     assert int(r._value[1]) != RESULTS.successful._value
 
 
+def test_a_non_finite_derivative_ends_its_state_without_holding_the_batch():
+    # x' = p x with p = NaN for the second state only.
+    f = lambda s, y: split(jnp.stack(y) * jnp.where(y[0] > 5.0, jnp.nan, -1.0))
+    y0 = jnp.array([[1.0], [10.0], [2.0]])
+    y, res, steps = flow_maps(f, y0, 2.0, TSIT5, 1e-8, 1e-8, 100_000, split_state=True, width=2)
+    codes = np.asarray(res._value)
+    assert codes[1] == RESULTS.nonfinite_state._value and 10 < int(steps[1]) < 100
+    assert codes[0] == codes[2] == RESULTS.successful._value
+    np.testing.assert_allclose(np.asarray(y[[0, 2], 0]), np.array([1.0, 2.0]) * np.exp(-2.0),
+                               rtol=1e-7)
+
+
 def test_single_state_vmap_and_reverse_mode_gradient():
     decay = jd.Flow(lambda t, x, p: -p * x)
     integ = _make_integrator(decay, "dopri8", None, 1e-10, 1e-12, 1000)
