@@ -211,16 +211,10 @@ def _adaptive(system, X0, V0, args, t0, span: _Span, integ: _Integrator, width=N
             return sign * jnp.concatenate([x, dx.T.reshape(-1)])
         # Entries in, entries out, the sign applied to each: see `flow_maps`.
         x = jnp.stack(z[:n])
-        cols = [jnp.stack(z[n * (j + 1): n * (j + 2)]) for j in range(k)]
-        if k and not isinstance(system, AbstractJacobianSystem):
-            g = lambda y: system(t, y, a)
-            outs = [jax.jvp(g, (x,), (v,)) for v in cols]
-            parts = [outs[0][0]] + [d for _, d in outs]
-        else:
-            parts = [system(t, x, a)]
-            if k:
-                JV = system.state_jacobian(x, a) @ jnp.stack(cols, axis=1)
-                parts += [JV[:, j] for j in range(k)]
+        V = jnp.stack([jnp.stack(z[n * (j + 1): n * (j + 2)]) for j in range(k)], axis=1) \
+            if k else jnp.zeros((n, 0), x.dtype)
+        dx, JV = _step(system, t, x, V, a)
+        parts = [dx] + [JV[:, j] for j in range(k)]
         return tuple(sign * v for p in parts for v in split(p))
 
     z0 = jnp.concatenate([X0, jnp.swapaxes(V0, 1, 2).reshape(X0.shape[0], -1)], axis=1)
