@@ -22,15 +22,21 @@ from ._continuation._tests import (
     NeimarkSacker as NeimarkSacker,
 )
 from ._fixed_points import FixedPoints as FixedPoints, fixed_points as fixed_points
+from ._flowmap import FlowMap as FlowMap, flow_map as flow_map
 from ._grid import Grid as Grid, grid as grid, plane as plane
 from ._inputs import PiecewiseConstant as PiecewiseConstant
+from ._integrate import (
+    RK4 as RK4,
+    AbstractIntegrator as AbstractIntegrator,
+    Adaptive as Adaptive,
+    FixedStep as FixedStep,
+    Iterate as Iterate,
+)
 from ._lyapunov import (
     FTLEField as FTLEField,
-    LyapunovSpectrum as LyapunovSpectrum,
     Ridges as Ridges,
     ftle as ftle,
     ftle_ridges as ftle_ridges,
-    lyapunov_spectrum as lyapunov_spectrum,
 )
 from ._newton import (
     AbstractNewtonStrategy as AbstractNewtonStrategy,
@@ -47,8 +53,12 @@ from ._progress import (
     NoProgressMeter as NoProgressMeter,
     TqdmProgressMeter as TqdmProgressMeter,
 )
-from ._simulate import RK4 as RK4, Trajectory as Trajectory, simulate as simulate
+from ._simulate import Trajectory as Trajectory, simulate as simulate
 from ._solution import RESULTS as RESULTS
+from ._spectrum import (
+    LyapunovSpectrum as LyapunovSpectrum,
+    lyapunov_spectrum as lyapunov_spectrum,
+)
 from ._starts import sample_states as sample_states
 from ._sweep import SweepResult as SweepResult, grid_params as grid_params, sweep as sweep
 from ._system import (

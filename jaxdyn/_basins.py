@@ -10,19 +10,12 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from ._chunk import resolve_chunk_size
-from ._flowmap import (
-    _check_time,
-    _chunk_budget,
-    _chunking,
-    _make_integrator,
-    _make_span,
-    _points,
-    _propagate_many,
-)
+from ._flowmap import _check_time, _chunk_budget, _chunking, _points
 from ._grid import Grid
 from ._inputs import args_at
+from ._integrate import AbstractIntegrator, make_integrator
 from ._progress import as_meter
-from ._solution import RESULTS
+from ._solution import RESULTS, code, from_code
 from ._system import as_system
 from ._validate import (
     check_finite,
@@ -104,11 +97,12 @@ def basins(
     T: float | None = None,
     t0: ArrayLike = 0.0,
     tol: float | None = None,
+    integrator: AbstractIntegrator | None = None,
     solver: Any = None,
     dt: float | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 100_000,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int | None = None,
     chunk_size: int | None = None,
     budget: int | None = None,
     progress: Any = False,
@@ -127,7 +121,8 @@ def basins(
     - `t0`: the initial time.
     - `tol`: a final state farther than this from every attractor gets label −1 (default:
       half the smallest distance between two attractors, or ∞ for one attractor).
-    - `solver`, `dt`, `rtol`, `atol`, `max_steps`: the integrator, as in `jd.simulate`.
+    - `integrator`, or its shortcuts `solver`, `dt`, `rtol`, `atol`, `max_steps`: as in
+      `jd.simulate` (adaptive Tsit5 at rtol 1e-6, atol 1e-8 by default).
     - `chunk_size`, `budget`, `progress`: as in `jd.ftle`.
 
     **Returns:** a `Basins` (`label`, `distance`, `x`, `attractors`, `result`).
@@ -156,7 +151,8 @@ def basins(
     else:
         check_positive(tol, "tol")
     check_finite(t0, "t0")
-    integ = _make_integrator(system, solver, dt, rtol, atol, max_steps)
+    integ = make_integrator(system, integrator, pts.dtype, solver=solver, dt=dt, rtol=rtol,
+                            atol=atol, max_steps=max_steps)
     flat = pts.reshape(-1, n)
     check_system_output(system, flat[0], args_at(args, t0), t=t0, name="points")
     per_item = 32 * n * jnp.dtype(flat.dtype).itemsize + 256
@@ -167,11 +163,11 @@ def basins(
     chunk, width = _chunking(chunk, chunk_size, integ, flat.shape[0], n, 0,
                              jnp.dtype(flat.dtype).itemsize, False)
     meter = as_meter(progress, "basins", "chunk")
-    span = _make_span(T, system, integ, flat.dtype)
+    span = integ.span(T, flat.dtype)
     x, label, dist, rv = _basins(system, flat, args, jnp.asarray(t0, flat.dtype), att, span,
                                  jnp.asarray(tol, flat.dtype), integ, chunk, width, meter)
     shape = pts.shape[:-1]
-    res = eqx.tree_at(lambda r: r._value, RESULTS.successful, rv.reshape(shape))
+    res = from_code(rv.reshape(shape))
     return Basins(label=label.reshape(shape), distance=dist.reshape(shape),
                   x=x.reshape(shape + (n,)), attractors=att, result=res, grid=g)
 
@@ -180,11 +176,10 @@ def basins(
 def _basins(system, flat, args, t0, att, span, tol, integ, chunk, width, meter):
     from ._chunk import chunked_vmap
 
-    V0 = jnp.zeros((flat.shape[-1], 0), flat.dtype)
-
     def block(x0):
-        x, _, result = _propagate_many(system, x0, V0, args, t0, span, integ, width)
-        return x, result._value
+        V0 = jnp.zeros(x0.shape + (0,), x0.dtype)
+        out = integ.propagate(system, x0, V0, args, t0, span, width=width)
+        return out.x, code(out.result)
 
     x, rv = chunked_vmap(block, flat, chunk_size=chunk, progress=meter, batched=True)
     d = jnp.linalg.norm(x[:, None, :] - att[None], axis=-1)

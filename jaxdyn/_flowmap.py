@@ -1,253 +1,142 @@
-"""Flow maps with their tangents: the shared core of `ftle`, `basins` and `lyapunov_spectrum`.
+"""Flow maps and what the point-batch analyses (`ftle`, `basins`) share.
 
-The flow map `φ = φ_{t0}^{t0+T}` and its gradient `C = ∂φ/∂x0` come from one integration of
-the state together with tangent vectors (the variational equations `V' = J V`, with `J V` by
-forward-mode autodiff or an RNN's closed-form Jacobian) through the integrators of
-`jd.simulate`: adaptive diffrax solvers, or the fixed-step Runge–Kutta scan. Backward time
-(`T < 0`) integrates the time-reversed system `y' = −f(t0 − s, y)` forward in `s`, as LCS
-codes do. Maps iterate the update and its tangent map `|T|` times.
+`jd.flow_map` is the flow map `φ = φ_{t0}^{t0+T}` of one state with its Jacobian
+`C = ∂φ/∂x0`, from one integration of the state with `n` tangent vectors (the variational
+equations `V' = J V`) by the integrator family, whose adaptive steps control the tangents'
+error as well as the state's. Backward time (`T < 0`) integrates the time-reversed system
+`y' = −f(t0 − s, y)` forward in `s`, as LCS codes do. Maps iterate the update and its tangent
+map `|T|` times (backward: Newton preimages).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
-from ._erk import Tableau, embedded_tableau, flow_maps, split
 from ._grid import Grid
 from ._inputs import args_at
-from ._newton import newton_solve
-from ._simulate import _explicit_tableau, _fixed_step, _integrate_flow, _resolve_solver
-from ._solution import RESULTS
-from ._system import AbstractFlow, AbstractJacobianSystem, AbstractSystem
+from ._integrate import AbstractIntegrator, Adaptive, make_integrator
+from ._integrate._tableau import tableau_of
+from ._solution import RESULTS, code, from_code
+from ._system import as_system
 from ._validate import (
     as_float_array,
     check_finite,
-    check_int,
-    check_nonnegative,
     check_positive,
+    check_state,
+    check_system_output,
     describe,
     is_concrete,
+    promote_scalars,
 )
 
 
-class _Tangent(AbstractFlow):
-    """The state with `k` tangent vectors, `z = (x, vec V)`, of `system` in the time
-    `s = (t − t0)·sign`: `dz/ds = sign·(f(t, x), J(t, x) V)`."""
+class FlowMap(eqx.Module):
+    """The flow map of one state and its Jacobian.
 
-    system: AbstractSystem
-    t0: Array
-    sign: Array
-    n: int = eqx.field(static=True)
-    k: int = eqx.field(static=True)
+    **Fields:**
+
+    - `x`: `φ(x0)`, the state at `t0 + T`, shape `(n,)`.
+    - `jacobian`: `∂φ/∂x0`, shape `(n, n)` (None when not asked for).
+    - `result`: a `jd.RESULTS` status: `successful`, an integrator status
+      (`max_steps_reached`, ...), or `nonfinite_state`.
+    - `steps`: the integrator's attempted steps (iterates for a map).
+    - `T`: the integration time (negative: backward).
+    """
+
+    x: Float[Array, " n"]
+    jacobian: Float[Array, "n n"] | None
+    result: RESULTS
+    steps: Int[Array, ""]
+    T: Float[Array, ""]
 
     @property
-    def state_size(self) -> None:
-        return None
+    def success(self) -> Array:
+        return self.result == RESULTS.successful
 
-    def __call__(self, s, z, args):
-        (a,) = args
-        t = self.t0 + self.sign * s
-        x, dx = _step(self.system, t, z[: self.n], z[self.n:].reshape(self.n, self.k),
-                      args_at(a, t))
-        return self.sign * jnp.concatenate([x, dx.reshape(-1)])
-
-
-def _preimage(system, t, x, V, a):
-    """One backward iterate of a map: the state `y` with `F(t, y) = x`, by the Newton core
-    started from `y = x` (tolerance 100 ulps of `x`), and the tangents `J(y)⁻¹ V`. Returns
-    `(y, J⁻¹V, status)`; a preimage Newton does not find is a failed status, not a result."""
-    tol = 100 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(x)))
-    sol = newton_solve(lambda y, p: system(p[0], y, p[2]) - p[1], x, (t, x, a), tol=tol,
-                       max_steps=200)
-    y = sol.x
-    if V.shape[1]:
-        J = (system.state_jacobian(y, a) if isinstance(system, AbstractJacobianSystem)
-             else jax.jacfwd(lambda z: system(t, z, a))(y))
-        V = jnp.linalg.solve(J, V)
-    return y, V, sol.result
+    def __repr__(self) -> str:
+        try:
+            x = np.asarray(self.x)
+            ok = bool(np.all(np.asarray(self.success)))
+        except Exception:
+            return eqx.tree_pformat(self)
+        what = "with its Jacobian" if self.jacobian is not None else "state only"
+        msg = "successful" if ok else "failed: see .result"
+        return (f"FlowMap(n = {x.shape[-1]}, T = {float(self.T):g}, {what}, "
+                f"{int(np.max(np.asarray(self.steps)))} steps, {msg})")
 
 
-def _step(system, t, x, V, a):
-    """`(f(t, x, a), J V)` with `J = ∂f/∂x`: closed form for the RNN zoo, else one forward-mode
-    product per column of `V` (no tangent work when `k = 0`)."""
-    if V.shape[1] == 0:
-        return system(t, x, a), V
-    if isinstance(system, AbstractJacobianSystem):
-        return system(t, x, a), system.state_jacobian(x, a) @ V
-    f = lambda y: system(t, y, a)
-    return f(x), jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1], in_axes=1, out_axes=1)(V)
+def flow_map(
+    system: Any,
+    x0: ArrayLike,
+    args: PyTree = None,
+    t0: ArrayLike = 0.0,
+    T: float | None = None,
+    *,
+    jacobian: bool = True,
+    integrator: AbstractIntegrator | None = None,
+    solver: Any = None,
+    dt: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int | None = None,
+) -> FlowMap:
+    """The flow map `φ(x0)` from `t0` to `t0 + T` and its Jacobian `∂φ/∂x0`.
+
+    The state is integrated with `n` tangent vectors (the variational equations, `J V` by
+    forward-mode autodiff or the RNN zoo's closed-form Jacobian). With adaptive steps
+    (`jd.Adaptive`, the default) each step's error is measured on the state and on every
+    tangent, so the Jacobian is right where the state settles: at a fixed point `x*` it is
+    `e^{J(x*) T}` to the tolerance, where state-only control would let the steps grow until
+    the tangents are wrong. Reverse-mode derivatives of `x` (`jax.jacrev`) follow the same
+    steps and agree with `jacobian`; with `jacobian=False` the steps are controlled on the
+    state alone, as in `jd.simulate`. Works under `jit`, `vmap` and `grad`.
+
+    **Arguments:**
+
+    - `system`: a `jd.Flow`, `jd.Map`, an RNN model, or a callable `f(t, x, args)`.
+    - `x0`: the initial state `(n,)`.
+    - `args`: the system's arguments (constant, or a function of time).
+    - `t0`: the initial time.
+    - `T`: the integration time, a nonzero concrete number (negative: backward; for a map a
+      nonzero integer number of iterates).
+    - `jacobian`: whether to compute `∂φ/∂x0` (default True).
+    - `integrator`, or its shortcuts `solver`, `dt`, `rtol`, `atol`, `max_steps`: as in
+      `jd.simulate` (adaptive Tsit5 at rtol 1e-6, atol 1e-8 by default).
+
+    **Returns:** a `FlowMap` (`x`, `jacobian`, `result`, `steps`, `T`).
+
+    **Raises:** `ValueError` for a bad `x0`, `T` missing, zero or not concrete (fractional for
+    a map), `args` the system cannot take, or bad integrator options.
+
+    Reference: E. Hairer, S. P. Nørsett & G. Wanner, Solving Ordinary Differential Equations
+    I, §I.14 and §II.9 (variational equations, integrated jointly with the state).
+    """
+    system = as_system(system)
+    args = promote_scalars(args)
+    x0 = check_state(x0, "x0", size=system.state_size)
+    T = _check_time(T, system, backward_map=True)
+    check_finite(t0, "t0")
+    integ = make_integrator(system, integrator, x0.dtype, solver=solver, dt=dt, rtol=rtol,
+                            atol=atol, max_steps=max_steps)
+    check_system_output(system, x0, args_at(args, t0), t=t0)
+    n = x0.shape[0]
+    V0 = jnp.eye(n, dtype=x0.dtype) if jacobian else jnp.zeros((n, 0), x0.dtype)
+    return _flow_map(system, x0, V0, args, jnp.asarray(t0, x0.dtype), integ.span(T, x0.dtype),
+                     integ, jacobian)
 
 
-class _Integrator(eqx.Module):
-    """How flows are integrated (static options of `simulate`'s integrators); `tableau` is
-    the solver's embedded Runge–Kutta pair when adaptive steps run in `_erk` (None with a
-    fixed `dt` or a solver that is not an explicit Runge–Kutta pair)."""
-
-    solver: Any
-    tableau: Tableau | None
-    dt: float | None = eqx.field(static=True)
-    rtol: float = eqx.field(static=True)
-    atol: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-
-
-def _make_integrator(system, solver, dt, rtol, atol, max_steps) -> _Integrator | None:
-    if system.discrete:
-        return None
-    check_positive(dt, "dt", allow_none=True)
-    check_nonnegative(rtol, "rtol")
-    check_nonnegative(atol, "atol")
-    if dt is None and float(rtol) == float(atol) == 0:
-        raise ValueError("`rtol` and `atol` cannot both be 0; got rtol=0, atol=0.")
-    if dt is not None and not is_concrete(dt):
-        raise ValueError("`dt` must be a concrete number (it sets the number of steps).")
-    solver = _resolve_solver(solver, dt)
-    return _Integrator(solver=solver, tableau=None if dt is not None else embedded_tableau(solver),
-                       dt=None if dt is None else float(np.asarray(dt)), rtol=float(rtol),
-                       atol=float(atol), max_steps=check_int(max_steps, "max_steps"))
-
-
-class _Span(eqx.Module):
-    """An integration time: its length `|T|` and direction `±1` (arrays, so that a new value
-    or the other direction does not recompile an adaptive integration), and for maps and
-    fixed steps the step count."""
-
-    length: Array
-    sign: Array
-    steps: int | None = eqx.field(static=True)
-    inverse: bool = eqx.field(static=True, default=False)  # a map's backward iterates
-
-
-def _make_span(T: float, system, integ: _Integrator | None, dtype) -> _Span:
-    steps = None
-    if system.discrete:
-        steps = int(round(abs(T)))
-    elif integ.dt is not None:
-        steps = max(1, int(math.ceil(abs(T) / integ.dt - 1e-9)))
-    return _Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype), steps,
-                 inverse=bool(system.discrete and T < 0))
-
-
-def _propagate(system, x0, V0, args, t0, span: _Span, integ: _Integrator | None):
-    """`φ(x0)` and `(∂φ/∂x0) V0` over `[t0, t0 + T]`, with the integration's `RESULTS`
-    status."""
-    n, k = V0.shape
-    dtype = x0.dtype
-    if system.discrete and span.inverse:
-        ok = RESULTS.successful._value
-
-        def back(carry, i):
-            x, V, rv = carry
-            t = t0 - 1 - i
-            y, V, r = _preimage(system, t, x, V, args_at(args, t))
-            return (y, V, jnp.where(rv == ok, r._value, rv)), None
-
-        (x, V, rv), _ = jax.lax.scan(back, (x0, V0, jnp.asarray(ok)),
-                                     jnp.arange(span.steps, dtype=dtype))
-        return x, V, eqx.tree_at(lambda r: r._value, RESULTS.successful, rv)
-    if system.discrete:
-
-        def body(carry, i):
-            x, V = carry
-            t = t0 + i
-            return _step(system, t, x, V, args_at(args, t)), None
-
-        (x, V), _ = jax.lax.scan(body, (x0, V0), jnp.arange(span.steps, dtype=dtype))
-        return x, V, RESULTS.successful
-    if integ.tableau is not None:
-        x, V, result = _adaptive(system, x0[None], V0[None], args, jnp.asarray(t0, dtype),
-                                 span, integ)
-        return x[0], V[0], eqx.tree_at(lambda r: r._value, result, result._value[0])
-    aug = _Tangent(system, jnp.asarray(t0, dtype), span.sign.astype(dtype), n, k)
-    z0 = jnp.concatenate([x0, V0.reshape(-1)])
-    length = span.length.astype(dtype)
-    zero = jnp.zeros((), dtype)
-    tableau = _explicit_tableau(integ.solver)
-    if integ.dt is not None and tableau is not None:
-        traj = _fixed_step(aug, z0, (args,), zero, length, jnp.asarray(integ.dt, dtype),
-                           tableau, 1, span.steps)
-    else:
-        if integ.dt is not None:
-            controller, dt0 = diffrax.ConstantStepSize(), jnp.asarray(integ.dt, dtype)
-            max_steps = span.steps + 1
-        else:
-            # Steps are controlled on the state alone: the tangents ride along on the same
-            # steps (the derivative of the discrete flow map), rather than forcing the small
-            # steps that their exponential growth would ask for.
-            controller = diffrax.PIDController(rtol=integ.rtol, atol=integ.atol,
-                                               norm=_StateNorm(n))
-            dt0, max_steps = None, integ.max_steps
-        traj = _integrate_flow(aug, z0, (args,), zero, length, length[None], dt0,
-                               integ.solver, controller, max_steps)
-    z = traj.xs[-1]
-    return z[:n], z[n:].reshape(n, k), traj.result
-
-
-# A state with its tangents of at most this many entries is integrated as separate scalars.
-_SPLIT_MAX = 16
-
-
-def _adaptive(system, X0, V0, args, t0, span: _Span, integ: _Integrator, width=None):
-    """`_propagate` for a batch `X0` `[B, n]` (tangents `V0` `[B, n, k]`) by the adaptive
-    embedded Runge–Kutta steps of `_erk.flow_maps`; the state is `(x, V[:, 0], …, V[:, k-1])`."""
-    n, k = V0.shape[1:]
-    dtype = X0.dtype
-    sign = span.sign.astype(dtype)
-    split_state = n * (1 + k) <= _SPLIT_MAX
-
-    def derivative(s, z):
-        t = t0 + sign * s
-        a = args_at(args, t)
-        if not split_state:
-            x, dx = _step(system, t, z[:n], z[n:].reshape(k, n).T, a)
-            return sign * jnp.concatenate([x, dx.T.reshape(-1)])
-        # Entries in, entries out, the sign applied to each: see `flow_maps`.
-        x = jnp.stack(z[:n])
-        V = jnp.stack([jnp.stack(z[n * (j + 1): n * (j + 2)]) for j in range(k)], axis=1) \
-            if k else jnp.zeros((n, 0), x.dtype)
-        dx, JV = _step(system, t, x, V, a)
-        parts = [dx] + [JV[:, j] for j in range(k)]
-        return tuple(sign * v for p in parts for v in split(p))
-
-    z0 = jnp.concatenate([X0, jnp.swapaxes(V0, 1, 2).reshape(X0.shape[0], -1)], axis=1)
-    z, result, _ = flow_maps(derivative, z0, span.length.astype(dtype), integ.tableau,
-                             integ.rtol, integ.atol, integ.max_steps, split_state=split_state,
-                             n_controlled=n, width=width)
-    x = z[:, :n]
-    V = jnp.swapaxes(z[:, n:].reshape(-1, k, n), 1, 2) if k else V0
-    finite = jnp.all(jnp.isfinite(x), axis=1) & jnp.all(jnp.isfinite(V), axis=(1, 2))
-    code = jnp.where(finite | (result._value != RESULTS.successful._value), result._value,
-                     RESULTS.nonfinite_state._value)
-    return x, V, eqx.tree_at(lambda r: r._value, result, code)
-
-
-def _propagate_many(system, X0, V0, args, t0, span: _Span, integ: _Integrator | None,
-                    width: int | None = None):
-    """`_propagate` for a batch of states `X0` `[B, n]` with shared tangents `V0` `[n, k]`:
-    adaptive steps run batch-wise in `_erk`, `width` states at a time, the other
-    integrators under `vmap`."""
-    if integ is not None and integ.tableau is not None:
-        V = jnp.broadcast_to(V0, (X0.shape[0],) + V0.shape)
-        return _adaptive(system, X0, V, args, jnp.asarray(t0, X0.dtype), span, integ, width)
-    return jax.vmap(lambda x: _propagate(system, x, V0, args, t0, span, integ))(X0)
-
-
-class _StateNorm(eqx.Module):
-    """The RMS norm of the first `n` entries (the state part of `(x, vec V)`)."""
-
-    n: int = eqx.field(static=True)
-
-    def __call__(self, z):
-        x = z[: self.n]
-        return jnp.sqrt(jnp.mean(x * x))
+@eqx.filter_jit
+def _flow_map(system, x0, V0, args, t0, span, integ, jacobian: bool):
+    out = integ.propagate(system, x0[None], V0[None], args, t0, span)
+    return FlowMap(x=out.x[0], jacobian=out.V[0] if jacobian else None,
+                   result=from_code(code(out.result)[0]),
+                   steps=out.steps[0], T=span.sign * span.length)
 
 
 def _log_stretch(C: Float[Array, "n k"]) -> Float[Array, ""]:
@@ -265,15 +154,13 @@ def _log_stretch(C: Float[Array, "n k"]) -> Float[Array, ""]:
     return jnp.log(jnp.linalg.svd(C, compute_uv=False)[0])
 
 
-
-
 _ADAPTIVE_CHUNK = {False: 8192, True: 2048}  # default chunk cap: without / with tangents
 _SLOTS = 2048  # the most slots of the embedded Runge–Kutta path
 _SLOT_BYTES = 12 * 2**20  # the working set its slots may take (stage derivatives, Jacobians)
 _REFILL_BLOCK = 8  # with refilled slots: points per chunk, in slots
 
 
-def _chunking(chunk: int, chunk_size: int | None, integ: _Integrator | None, n_points: int,
+def _chunking(chunk: int, chunk_size: int | None, integ: AbstractIntegrator, n_points: int,
               n: int, k: int, itemsize: int, jacobian: bool) -> tuple[int, int | None]:
     """`(points per chunk, slots per chunk)` for states of size `n` with `k` tangents, from
     the chunk that fits the memory budget.
@@ -287,15 +174,16 @@ def _chunking(chunk: int, chunk_size: int | None, integ: _Integrator | None, n_p
     double gyre (0.29 s a direction at 2,048, 0.41 s at 8,192); 170 for a 101 x 101 plane of
     a 64-unit CTRNN with in-plane tangents (0.67 s at 128 slots, 1.63 s at 745), 50 with all
     64 tangents (4.1 s at 64, 5.4 s at 16 and 5.7 s at 256)."""
-    if integ is None or integ.dt is not None:
+    if not isinstance(integ, Adaptive):
         return chunk, None
-    if integ.tableau is None:
+    tableau = tableau_of(integ.solver)
+    if tableau is None:
         return (chunk if chunk_size is not None else
                 min(chunk, _ADAPTIVE_CHUNK[bool(k)])), None
     if chunk_size is not None:
         width = chunk
     else:
-        per_slot = itemsize * (len(integ.tableau.b) + 4) * n * (1 + k)
+        per_slot = itemsize * (len(tableau.b) + 4) * n * (1 + k)
         if jacobian and k:
             per_slot += 4 * itemsize * n * n  # the closed-form Jacobian and its intermediates
         width = max(32, min(chunk, _SLOTS, _SLOT_BYTES // per_slot))

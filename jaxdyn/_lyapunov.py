@@ -16,30 +16,17 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from ._chunk import resolve_chunk_size
-from ._flowmap import (
-    _check_time,
-    _chunk_budget,
-    _chunking,
-    _log_stretch,
-    _make_integrator,
-    _make_span,
-    _points,
-    _propagate,
-    _propagate_many,
-    _Span,
-)
+from ._flowmap import _check_time, _chunk_budget, _chunking, _log_stretch, _points
 from ._grid import Grid, _lift
 from ._inputs import args_at
+from ._integrate import AbstractIntegrator, make_integrator
 from ._progress import as_meter
-from ._solution import RESULTS
+from ._solution import RESULTS, code
 from ._system import AbstractJacobianSystem, as_system
 from ._validate import (
     check_choice,
     check_finite,
     check_int,
-    check_nonnegative,
-    check_positive,
-    check_state,
     check_system_output,
     promote_scalars,
 )
@@ -132,11 +119,12 @@ def ftle(
     *,
     method: str = "autodiff",
     stretching: str | None = None,
+    integrator: AbstractIntegrator | None = None,
     solver: Any = None,
     dt: float | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 100_000,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int | None = None,
     chunk_size: int | None = None,
     budget: int | None = None,
     progress: Any = False,
@@ -170,8 +158,12 @@ def ftle(
     - `method`: `"autodiff"` or `"grid"` (needs a `Grid` with ≥ 3 points per axis).
     - `stretching`: `"full"` or `"plane"`, as above (default: `"full"` for `autodiff`,
       `"plane"` for `grid`).
-    - `solver`, `dt`, `rtol`, `atol`, `max_steps`: the integrator, as in `jd.simulate`
-      (adaptive Tsit5 by default; a fixed `dt` runs the fixed-step scan, RK4 by default).
+    - `integrator`, or its shortcuts `solver`, `dt`, `rtol`, `atol`, `max_steps`: as in
+      `jd.simulate` (adaptive Tsit5 at rtol 1e-6, atol 1e-8 by default; a fixed `dt` runs
+      RK4 steps). Adaptive steps control the error of the state and of every tangent
+      (`method="autodiff"`), so a point that settles on a fixed point gets the FTLE of its
+      linearisation, not of steps grown past the tangents' accuracy; the grid method
+      controls the flow map, whose differences it takes.
     - `chunk_size`: points integrated at once; default: as many as fit in `budget`, and with
       adaptive steps at most 2,048 (with tangents) or 8,192, so that each chunk steps only
       until its own slowest point is done.
@@ -213,7 +205,9 @@ def ftle(
                              f"dimension {g.basis.shape[1]} in a state space of dimension {n} "
                              "has no neighbours off the grid; use stretching='plane'.")
     check_finite(t0, "t0")
-    integ = _make_integrator(system, solver, dt, rtol, atol, max_steps)
+    dtype = (pts if g is None else g.origin).dtype
+    integ = make_integrator(system, integrator, dtype, solver=solver, dt=dt, rtol=rtol,
+                            atol=atol, max_steps=max_steps)
     if g is None:
         flat, shape = pts.reshape(-1, n), pts.shape[:-1]
     else:  # grid coordinates; each chunk makes its own points
@@ -238,7 +232,7 @@ def ftle(
                              isinstance(system, AbstractJacobianSystem))
     meter = as_meter(progress, "FTLE", "chunk")
     spacing = None if method == "autodiff" else tuple(g.axes)
-    span = _make_span(T, system, integ, flat.dtype)
+    span = integ.span(T, flat.dtype)
     embed = None if g is None else (g.origin.astype(flat.dtype), g.basis.astype(flat.dtype))
     sig, res = _ftle_field(system, flat, embed, args, jnp.asarray(t0, flat.dtype), V0, span,
                            integ, chunk, width, meter, spacing)
@@ -253,12 +247,13 @@ def _ftle_field(system, flat, embed, args, t0, V0, span, integ, chunk, width, me
 
     def block(s):
         x0 = s if embed is None else embed[0][None] + s @ embed[1].T
-        x, V, result = _propagate_many(system, x0, V0, args, t0, span, integ, width)
+        V = jnp.broadcast_to(V0, (x0.shape[0],) + V0.shape)
+        out = integ.propagate(system, x0, V, args, t0, span, width=width)
         # Keep the output per point small: the grid method needs the flow map, the exact
         # gradient only its largest stretching (never the `[points, n, k]` tangents at once).
         if spacing is not None:
-            return x, None, result._value
-        return None, jax.vmap(_log_stretch)(V), result._value
+            return out.x, None, code(out.result)
+        return None, jax.vmap(_log_stretch)(out.V), code(out.result)
 
     x, stretch, rv = chunked_vmap(block, flat, chunk_size=chunk, progress=meter, batched=True)
     ok_value = RESULTS.successful._value
@@ -385,161 +380,3 @@ def _ridges(f, g: Grid, percentile: float, curvature: float) -> Ridges:
     pc = jnp.where(valid[:, None], coords.reshape(m, 2)[idx], jnp.nan)
     return Ridges(coords=pc, x=_lift(g.origin, pc @ g.basis.T),
                   ftle=jnp.where(valid, f.reshape(-1)[idx], jnp.nan), valid=valid)
-
-
-
-
-
-
-class LyapunovSpectrum(eqx.Module):
-    """Lyapunov exponents by the QR (Benettin) method, with their convergence history.
-
-    **Fields:**
-
-    - `exponents`: the `k` largest exponents, in decreasing order (per unit time for a flow,
-      per iterate for a map).
-    - `history`: the running estimates after each re-orthonormalisation, `[N, k]`
-      (`history[-1] == exponents`), to judge convergence.
-    - `times`: the averaging time of each row of `history`, `[N]`.
-    - `x`: the final state.
-    - `result`: a `jd.RESULTS` status: `successful`, an integrator status, or
-      `nonfinite_state` (the state or tangents blew up; the exponents are then NaN).
-    """
-
-    exponents: Float[Array, " k"]
-    history: Float[Array, "N k"]
-    times: Float[Array, " N"]
-    x: Float[Array, " n"]
-    result: RESULTS
-
-    @property
-    def kaplan_yorke(self) -> Array:
-        """The Kaplan–Yorke dimension `j + (λ_1 + … + λ_j) / |λ_{j+1}|`, with `j` the largest
-        index whose partial sum is ≥ 0 (`k` when every partial sum is)."""
-        lam = self.exponents
-        s = jnp.cumsum(lam)
-        j = jnp.sum(s >= 0)
-        k = lam.shape[0]
-        nxt = lam[jnp.clip(j, 0, k - 1)]
-        frac = jnp.where(j > 0, s[jnp.clip(j - 1, 0, k - 1)], 0.0) / jnp.abs(nxt)
-        return jnp.where(j >= k, jnp.asarray(k, lam.dtype), j.astype(lam.dtype) + frac)
-
-    def plot(self, ax=None, **kwargs):
-        """The running estimates against the averaging time (see
-        `jaxdyn.plot.plot_lyapunov`)."""
-        from .plot import plot_lyapunov
-
-        return plot_lyapunov(self, ax=ax, **kwargs)
-
-    def __repr__(self) -> str:
-        try:
-            lam = np.asarray(self.exponents)
-            msg = RESULTS[self.result] if not bool(self.result == RESULTS.successful) else "ok"
-        except Exception:
-            return eqx.tree_pformat(self)
-        return f"LyapunovSpectrum({np.array2string(lam, precision=5)}, {msg})"
-
-
-def lyapunov_spectrum(
-    system: Any,
-    x0: ArrayLike,
-    args: PyTree = None,
-    T: float | None = None,
-    *,
-    t0: ArrayLike = 0.0,
-    k: int | None = None,
-    interval: float | None = None,
-    transient: float = 0.0,
-    solver: Any = None,
-    dt: float | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
-    max_steps: int = 100_000,
-) -> LyapunovSpectrum:
-    """The `k` largest Lyapunov exponents along the trajectory from `x0`, by the QR method.
-
-    The state is integrated together with `k` tangent vectors (the variational equations,
-    `J V` by autodiff, or the closed-form Jacobian of the RNN zoo) through `jd.simulate`'s
-    integrators; every `interval` the tangents are re-orthonormalised by a QR decomposition
-    and the logarithms of `|R_jj|` accumulated. A `transient` is run first (re-orthonormalising,
-    not accumulating) so that the state reaches the attractor and the tangents align. For a
-    map, `T`, `interval` and `transient` count iterates. One compiled program (`lax.scan`), so
-    it works under `jit` and `vmap` over `x0` or `args`.
-
-    **Arguments:**
-
-    - `system`: a `jd.Flow`, `jd.Map`, an RNN model, or a callable `f(t, x, args)`.
-    - `x0`: the initial state `(n,)`.
-    - `args`: the system's arguments.
-    - `T`: the averaging time (after the transient), a positive number, rounded to a whole
-      number of intervals.
-    - `t0`: the initial time.
-    - `k`: how many exponents (default all `n`).
-    - `interval`: time between re-orthonormalisations (default 1; for a map 1 iterate).
-    - `transient`: time discarded first (default 0).
-    - `solver`, `dt`, `rtol`, `atol`, `max_steps`: the integrator, as in `jd.simulate`
-      (`max_steps` per interval).
-
-    **Returns:** a `LyapunovSpectrum` (`exponents`, `history`, `times`, `x`, `result`).
-
-    **Raises:** `ValueError` for a bad `x0`, `T` missing, zero, negative or not concrete,
-    `k` not in `[1, n]`, a non-positive `interval` (not an integer for a map), a negative
-    `transient`, `args` the system cannot take, or bad integrator options.
-
-    Reference: G. Benettin, L. Galgani, A. Giorgilli & J.-M. Strelcyn, Meccanica 15 (1980);
-    K. Geist, U. Parlitz & W. Lauterborn, Prog. Theor. Phys. 83 (1990).
-    """
-    system = as_system(system)
-    args = promote_scalars(args)
-    x0 = check_state(x0, "x0", size=system.state_size)
-    T = _check_time(T, system)
-    if T < 0:
-        raise ValueError(f"`T` must be > 0; got {T!r}.")
-    n = x0.shape[0]
-    k = n if k is None else check_int(k, "k")
-    if k > n:
-        raise ValueError(f"`k` must be at most the state size {n}; got {k}.")
-    interval = 1.0 if interval is None else interval
-    check_positive(interval, "interval")
-    interval = float(interval)
-    check_nonnegative(transient, "transient")
-    transient = float(transient)
-    if system.discrete and (interval != round(interval) or transient != round(transient)):
-        raise ValueError(f"for a map, `interval` and `transient` count iterates and must be "
-                         f"integers; got interval={interval!r}, transient={transient!r}.")
-    n_avg = max(1, int(round(T / interval)))
-    n_tr = int(round(transient / interval))
-    check_finite(t0, "t0")
-    integ = _make_integrator(system, solver, dt, rtol, atol, max_steps)
-    check_system_output(system, x0, args_at(args, t0), t=t0)
-    span = _make_span(interval, system, integ, x0.dtype)
-    return _spectrum(system, x0, args, jnp.asarray(t0, x0.dtype), k, span, n_avg, n_tr, integ)
-
-
-@eqx.filter_jit
-def _spectrum(system, x0, args, t0, k: int, span: _Span, n_avg: int, n_tr: int, integ):
-    dtype = x0.dtype
-    ok_value = RESULTS.successful._value
-
-    def step(carry, _):
-        x, Q, t, rv = carry
-        x1, V, res = _propagate(system, x, Q, args, t, span, integ)
-        Qn, R = jnp.linalg.qr(V)
-        logs = jnp.log(jnp.abs(jnp.diagonal(R)))
-        finite = jnp.all(jnp.isfinite(logs)) & jnp.all(jnp.isfinite(x1))
-        bad = jnp.where(res._value != ok_value, res._value,
-                        jnp.where(finite, ok_value, RESULTS.nonfinite_state._value))
-        rv = jnp.where(rv == ok_value, bad, rv)
-        return (x1, Qn, t + span.length.astype(dtype), rv), logs
-
-    carry = (x0, jnp.eye(x0.shape[0], k, dtype=dtype), t0, jnp.asarray(ok_value))
-    if n_tr:
-        carry, _ = jax.lax.scan(step, carry, None, length=n_tr)
-    carry, logs = jax.lax.scan(step, carry, None, length=n_avg)
-    x, _, _, rv = carry
-    times = span.length.astype(dtype) * jnp.arange(1, n_avg + 1, dtype=dtype)
-    history = jnp.cumsum(logs, axis=0) / times[:, None]
-    ok = rv == ok_value
-    result = eqx.tree_at(lambda r: r._value, RESULTS.successful, rv)
-    return LyapunovSpectrum(exponents=jnp.where(ok, history[-1], jnp.nan), history=history,
-                            times=times, x=x, result=result)

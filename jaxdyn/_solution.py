@@ -12,6 +12,7 @@ promoted into this one with `RESULTS.promote(...)` rather than dropped.
 from __future__ import annotations
 
 import diffrax
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool
 
@@ -56,6 +57,12 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "Use a shorter |T|, a smaller step, or look at the neighbouring points' statuses."
     )
 
+    trace_identity_failed = (
+        "The sum of the Lyapunov exponents differs from the time average of the Jacobian's "
+        "trace (of ln|det J| for a map) by more than the integration tolerance allows: the "
+        "tangents were not integrated accurately enough. Lower `rtol`, or use float64."
+    )
+
     continuation_start = (
         "Newton did not converge from `x0` at the starting parameter `p0`: `x0` is not close "
         "to an equilibrium (a fixed point, for a map). Start from a point found by "
@@ -71,3 +78,19 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
 def is_successful(result: RESULTS) -> Bool[Array, ...]:
     """`result == RESULTS.successful`, elementwise (works on batched results)."""
     return jnp.asarray(result._value == RESULTS.successful._value)
+
+
+def code(result: RESULTS) -> Array:
+    """The integer codes of a (batched) status, to combine statuses with `jnp.where` inside a
+    traced loop."""
+    return jnp.asarray(result._value)
+
+
+def from_code(value: Array) -> RESULTS:
+    """A (batched) status from integer codes made by `code`."""
+    return eqx.tree_at(lambda r: r._value, RESULTS.successful, jnp.asarray(value, jnp.int32))
+
+
+def first_failure(old: Array, new: Array) -> Array:
+    """Status codes that keep the first failure: `old` where it already failed, else `new`."""
+    return jnp.where(old == RESULTS.successful._value, new, old)

@@ -1,5 +1,6 @@
-"""The batch-native adaptive Runge–Kutta flow map (`jaxdyn._erk`): closed forms, diffrax on
-the same tableau and tolerances, refilled slots, statuses, vmap and reverse-mode gradients."""
+"""The batch-native embedded Runge–Kutta pair (`jaxdyn._integrate._erk`): closed forms,
+diffrax on the same tableau and tolerances, refilled slots, statuses, vmap and reverse-mode
+gradients."""
 
 import diffrax
 import jax
@@ -10,11 +11,16 @@ import scipy.linalg
 
 import jaxdyn as jd
 from jaxdyn import RESULTS
-from jaxdyn._erk import embedded_tableau, flow_maps, split
-from jaxdyn._flowmap import _make_integrator, _make_span, _propagate, _propagate_many
+from jaxdyn._integrate._erk import embedded_pair, split
+from jaxdyn._integrate._tableau import tableau_of
 
-DOPRI8 = embedded_tableau(diffrax.Dopri8())
-TSIT5 = embedded_tableau(diffrax.Tsit5())
+DOPRI8 = tableau_of(diffrax.Dopri8())
+TSIT5 = tableau_of(diffrax.Tsit5())
+
+
+def flow_maps(*args, **kwargs):
+    y, res, steps, _ = embedded_pair(*args, **kwargs)
+    return y, res, steps
 A = jnp.array([[-0.3, 2.0, 0.0], [-2.0, -0.3, 0.5], [0.0, -0.5, -1.0]])
 
 
@@ -29,10 +35,10 @@ def starts(n=7):
 def test_tableaus():
     assert DOPRI8.fsal and DOPRI8.order == 8.0 and len(DOPRI8.b) == 14
     assert TSIT5.fsal and TSIT5.order == 5.0
-    assert embedded_tableau(diffrax.Euler()) is None  # no error estimate
-    assert embedded_tableau(diffrax.Kvaerno5()) is None  # implicit
-    assert embedded_tableau(diffrax.Heun()) is not None and not embedded_tableau(
-        diffrax.Heun()).fsal
+    assert not tableau_of(diffrax.Euler()).embedded  # no error estimate
+    assert not tableau_of(jd.RK4()).embedded
+    assert tableau_of(diffrax.Kvaerno5()) is None  # implicit
+    assert tableau_of(diffrax.Heun()).embedded and not tableau_of(diffrax.Heun()).fsal
 
 
 @pytest.mark.parametrize("tableau", [DOPRI8, TSIT5], ids=["dopri8", "tsit5"])
@@ -83,13 +89,12 @@ def test_statuses_for_max_steps_and_blow_up():
     assert int(res._value[0]) == RESULTS.successful._value
     np.testing.assert_allclose(float(y[0, 0]), 0.1 / (1 - 0.3), rtol=1e-7)
     assert int(res._value[1]) == RESULTS.max_steps_reached._value and int(steps[1]) == 500
-    # Through the flow-map core: a non-finite state is reported, never returned as success.
+    # Through the integrator: a non-finite state is reported, never returned as success.
     flow = jd.Flow(lambda t, x, a: x**2)
-    integ = _make_integrator(flow, "tsit5", None, 1e-8, 1e-8, 100)
-    span = _make_span(3.0, flow, integ, jnp.float64)
-    _, _, r = _propagate_many(flow, y0, jnp.zeros((1, 0)), None, 0.0, span, integ)
-    assert int(r._value[0]) == RESULTS.successful._value
-    assert int(r._value[1]) != RESULTS.successful._value
+    integ = jd.Adaptive("tsit5", 1e-8, 1e-8, 100)
+    out = integ.propagate(flow, y0, jnp.zeros((2, 1, 0)), None, 0.0, integ.span(3.0, y0.dtype))
+    ok = np.asarray(out.result == RESULTS.successful)
+    assert ok[0] and not ok[1]
 
 
 def test_a_non_finite_derivative_ends_its_state_without_holding_the_batch():
@@ -106,13 +111,11 @@ def test_a_non_finite_derivative_ends_its_state_without_holding_the_batch():
 
 def test_single_state_vmap_and_reverse_mode_gradient():
     decay = jd.Flow(lambda t, x, p: -p * x)
-    integ = _make_integrator(decay, "dopri8", None, 1e-10, 1e-12, 1000)
-    span = _make_span(2.0, decay, integ, jnp.float64)
-    V0 = jnp.eye(2)
+    integ = jd.Adaptive("dopri8", 1e-10, 1e-12, 1000)
 
     def final(p):
-        x, V, r = _propagate(decay, jnp.array([1.0, -2.0]), V0, p, 0.0, span, integ)
-        return x, V
+        fm = jd.flow_map(decay, jnp.array([1.0, -2.0]), p, 0.0, 2.0, integrator=integ)
+        return fm.x, fm.jacobian
 
     x, V = final(jnp.asarray(0.7))
     np.testing.assert_allclose(np.asarray(x), np.array([1.0, -2.0]) * np.exp(-1.4), rtol=1e-9)

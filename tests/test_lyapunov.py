@@ -82,15 +82,13 @@ def test_backward_ftle_of_an_rnn_map_and_failed_preimages():
     """A tanh RNN (closed-form Jacobian): the preimages found run forward to the point again,
     and the backward FTLE is `−ln σ_min` of the forward Jacobian from the preimage. A point
     outside the map's range (|x| ≥ 1 for tanh) has no preimage: a failed status, NaN."""
-    from jaxdyn._flowmap import _make_span, _propagate
-
     W = jnp.asarray(np.random.default_rng(5).normal(size=(4, 4))) / 2
     rnn = jd.systems.tanh_rnn(W)
     q0 = jnp.array([0.3, -0.2, 0.1, 0.4])
     p = jd.simulate(rnn, q0, None, 3).xs[-1]  # so that three preimages exist
-    x, V, res = _propagate(rnn, p, jnp.eye(4), None, 0.0, _make_span(-3, rnn, None, p.dtype),
-                           None)
-    assert int(res._value) == RESULTS.successful._value
+    back = jd.flow_map(rnn, p, None, 0, -3)
+    x, V = back.x, back.jacobian
+    assert bool(back.success) and int(back.steps) == 3
     np.testing.assert_allclose(np.asarray(x), np.asarray(q0), atol=1e-10)
     fwd = jax.jacfwd(lambda z: jd.simulate(rnn, z, None, 3).xs[-1])(x)
     np.testing.assert_allclose(np.asarray(V), np.linalg.inv(np.asarray(fwd)), rtol=1e-9)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._simulate import Trajectory, simulate
+from .._integrate import AbstractIntegrator, Trajectory, make_integrator
 from .._solution import RESULTS
 from .._system import AbstractFlow, AbstractMap
 from .._validate import check_int, check_state
@@ -150,7 +150,8 @@ class SSM(eqx.Module):
 
     # ---- prediction ---------------------------------------------------------------------
     def predict(self, y0: ArrayLike, T: int, p: ArrayLike | None = None, *,
-                rtol: float = 1e-9, atol: float = 1e-12, reduced: bool = False,
+                reduced: bool = False, integrator: AbstractIntegrator | None = None,
+                rtol: float | None = None, atol: float | None = None,
                 max_steps: int | None = None) -> Trajectory:
         """Reduced simulation from `y0`, lifted: `T` samples `dt` apart.
 
@@ -159,8 +160,11 @@ class SSM(eqx.Module):
         - `y0`: the initial (delay-embedded) observable, `[n]`.
         - `T`: the number of samples (a Python int).
         - `p`: the parameter of a parameter-dependent model.
-        - `rtol`, `atol`: tolerances of the adaptive Tsit5 integration (flows).
         - `reduced`: return the reduced trajectory `η` instead of the lifted one.
+        - `integrator`: how the reduced flow is integrated (a `jd.Adaptive` or
+          `jd.FixedStep`; ignored for a map), or its shortcuts:
+        - `rtol`, `atol`: tolerances of the adaptive Tsit5 integration (default 1e-9 and
+          1e-12 in float64, 1e-5 and 1e-8 in float32).
         - `max_steps`: integrator steps allowed (default `64 T`).
 
         **Returns:** a `jd.Trajectory` (`xs [T, n]`, or `[T, d]` with `reduced=True`). Its
@@ -172,8 +176,8 @@ class SSM(eqx.Module):
         """
         T = check_int(T, "T", minimum=2)
         y0 = check_state(y0, "y0", size=self.anchor.shape[0])
-        max_steps = 64 * T if max_steps is None else check_int(max_steps, "max_steps")
-        return _predict(self, y0, T, p, rtol, atol, reduced, max_steps)
+        integ = prediction_integrator(self, T, y0.dtype, integrator, rtol, atol, max_steps)
+        return _predict(self, y0, T, p, integ, reduced)
 
     # ---- analysis -----------------------------------------------------------------------
     def fixed_points(self, eta0s: ArrayLike, p: ArrayLike | None = None, **kwargs):
@@ -279,19 +283,29 @@ class _GuardedMap(AbstractMap):
         return jnp.where(jnp.sum(x * x) < self.bound**2, nxt, x)
 
 
+def prediction_integrator(model: SSM, T: int, dtype, integrator, rtol, atol, max_steps):
+    """The integrator of `predict` and `nmte`: tolerances tight enough that the prediction
+    error is the model's, not the integrator's (and that float32 can meet)."""
+    single = jnp.finfo(dtype).bits < 64
+    if integrator is None and not model.discrete:
+        max_steps = 64 * T if max_steps is None else max_steps
+    return make_integrator(model.system, integrator, dtype, rtol=rtol, atol=atol,
+                           max_steps=max_steps, rtol_default=1e-5 if single else 1e-9,
+                           atol_default=1e-8 if single else 1e-12)
+
+
 @eqx.filter_jit
-def _predict(model: SSM, y0, T: int, p, rtol, atol, reduced: bool, max_steps: int):
+def _predict(model: SSM, y0, T: int, p, integrator, reduced: bool):
     eta0 = model.reduce(y0)
     p = None if not model.parametric else jnp.asarray(p, y0.dtype)
     bound = 10.0 * model.eta_scale
     if model.periodic:
         bound = jnp.asarray(jnp.inf, y0.dtype)
     if model.discrete:
-        traj = simulate(_GuardedMap(model, bound), eta0, p, T - 1)
+        traj = integrator.trajectory(_GuardedMap(model, bound), eta0, p, 0, T - 1)
     else:
         ts = model.dt * jnp.arange(T, dtype=y0.dtype)
-        traj = simulate(_Guarded(model, bound), eta0, p, ts[-1], ts=ts, solver="tsit5",
-                        rtol=rtol, atol=atol, max_steps=max_steps)
+        traj = integrator.trajectory(_Guarded(model, bound), eta0, p, ts[0], ts[-1], ts=ts)
     eta = traj.xs
     escaped = jnp.sum(eta * eta, axis=-1) >= bound**2
     bad = jnp.any(escaped) | ~jnp.all(jnp.isfinite(eta))

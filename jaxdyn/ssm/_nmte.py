@@ -8,13 +8,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._integrate import AbstractIntegrator
 from .._validate import as_float_array, check_choice, describe
 from ._data import check_mask, check_trajectories, embed
-from ._model import SSM, _predict
+from ._model import SSM, _predict, prediction_integrator
 
 
 def nmte(model: SSM, trajectories: Any, *, mask: Any = None, params: Any = None,
-         definition: str = "paper", rtol: float = 1e-9, atol: float = 1e-12) -> jax.Array:
+         definition: str = "paper", integrator: AbstractIntegrator | None = None,
+         rtol: float | None = None, atol: float | None = None) -> jax.Array:
     """Normalised mean trajectory error of `model`'s predictions of `trajectories`.
 
     Each trajectory is predicted from its first sample (reduced, simulated over the
@@ -32,7 +34,7 @@ def nmte(model: SSM, trajectories: Any, *, mask: Any = None, params: Any = None,
     - `mask`: `[n_traj, T]` valid leading samples (ragged lengths).
     - `params`: `[n_traj]` parameters, for a parameter-dependent model.
     - `definition`: `"paper"` (default) or `"ssmlearnpy"`.
-    - `rtol`, `atol`: integration tolerances of the reduced flow.
+    - `integrator`, `rtol`, `atol`: how the reduced flow is integrated, as in `SSM.predict`.
 
     **Returns:** the NMTE of each trajectory, `[n_traj]`.
 
@@ -61,16 +63,18 @@ def nmte(model: SSM, trajectories: Any, *, mask: Any = None, params: Any = None,
     else:
         params = jnp.zeros(X.shape[0], X.dtype)
     squared = jnp.asarray(definition == "ssmlearnpy")
-    return _nmte(model, X, mask, params, squared, rtol, atol)
+    T = X.shape[1] - model.delays + 1
+    integ = prediction_integrator(model, T, X.dtype, integrator, rtol, atol, None)
+    return _nmte(model, X, mask, params, squared, integ)
 
 
 @eqx.filter_jit
-def _nmte(model, X, mask, params, squared, rtol, atol):
+def _nmte(model, X, mask, params, squared, integ):
     Y, m = embed(X, model.delays, mask)
     T = Y.shape[1]
 
     def one(y, valid, p):
-        traj = _predict(model, y[0], T, p, rtol, atol, False, 64 * T)
+        traj = _predict(model, y[0], T, p, integ, False)
         ref = y - model.anchor[None, :]
         err = jnp.linalg.norm(traj.xs - y, axis=-1)
         size = jnp.max(jnp.where(valid, jnp.linalg.norm(ref, axis=-1), 0.0))
