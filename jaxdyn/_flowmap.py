@@ -140,7 +140,15 @@ def _flow_map(system, x0, V0, args, t0, span, integ, jacobian: bool):
 
 
 def _log_stretch(C: Float[Array, "n k"]) -> Float[Array, ""]:
-    """`ln σ_max(C) = ½ ln λ_max(CᵀC)`; a closed form for `k ≤ 2` (the common plane case)."""
+    """`ln σ_max(C) = ½ ln λ_max(CᵀC)`; a closed form for `k ≤ 2` (the common plane case).
+    `C` is scaled by its largest entry first (a constant to the derivative), so that `CᵀC`
+    neither overflows nor underflows where the flow stretches by e^{±44} (float32) or more."""
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(C)))
+    m = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
+    return jnp.log(m) + _log_stretch_scaled(C / m)
+
+
+def _log_stretch_scaled(C):
     k = C.shape[1]
     if k == 1:
         return 0.5 * jnp.log(jnp.sum(C * C))

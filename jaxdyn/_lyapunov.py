@@ -163,7 +163,9 @@ def ftle(
       RK4 steps). Adaptive steps control the error of the state and of every tangent
       (`method="autodiff"`), so a point that settles on a fixed point gets the FTLE of its
       linearisation, not of steps grown past the tangents' accuracy; the grid method
-      controls the flow map, whose differences it takes.
+      controls the flow map, whose differences it takes: their error is about `atol` over
+      the grid spacing, so where the flow contracts neighbours to below `atol / rtol`
+      apart, lower `atol`.
     - `chunk_size`: points integrated at once; default: as many as fit in `budget`, and with
       adaptive steps at most 2,048 (with tangents) or 8,192, so that each chunk steps only
       until its own slowest point is done.

@@ -55,6 +55,58 @@ def test_linear_saddle_rate_and_fixed_step_and_grid_method():
     np.testing.assert_allclose(np.asarray(f.ftle), 1.0, atol=1e-10)
 
 
+LIN_A = np.array([[-1.0, 0.5], [0.0, -3.0]])
+
+
+def linear_ftle(T):
+    import scipy.linalg
+
+    return float(np.log(np.linalg.svd(scipy.linalg.expm(LIN_A * T), compute_uv=False)[0])
+                 / abs(T))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize("T", [10.0, -10.0])
+def test_linear_flow_ftle_at_near_and_far_from_the_equilibrium(T, dtype):
+    """x' = A x, A = [[−1, ½], [0, −3]]: σ = ln σ_max(e^{AT}) / |T| at every point. Was +1.17
+    at the equilibrium and −0.54 at 1e-6 from it (exact −0.997): the tangents rode on steps
+    that only the state's error controlled."""
+    flow = jd.Flow(lambda t, x, a: jnp.asarray(LIN_A, x.dtype) @ x)
+    pts = jnp.asarray([[0.0, 0.0], [1e-6, 1e-6], [1.0, -2.0]], dtype)
+    exact = linear_ftle(T)
+    tol = 1e-7 if dtype == jnp.float64 else 1e-4
+    f = jd.ftle(flow, pts, None, 0.0, T)
+    assert f.ftle.dtype == dtype and bool(jnp.all(f.success))
+    np.testing.assert_allclose(np.asarray(f.ftle, np.float64), exact, atol=tol)
+    # The grid method on a grid centred on the equilibrium: differences of a linear flow map
+    # are exact, so only the integration error of the neighbours' flow maps remains.
+    g = jd.grid([(-0.02, 0.02), (-0.02, 0.02)], (3, 3))
+    g = jax.tree_util.tree_map(lambda v: v.astype(dtype) if hasattr(v, "astype") else v, g)
+    # The differences' error is the flow maps' absolute error over the spacing, so `atol` is
+    # set below the contracted spacing (0.02 e^{-10} ≈ 1e-6).
+    fg = jd.ftle(flow, g, None, 0.0, T, method="grid", atol=1e-14 if dtype == jnp.float64
+                 else 1e-11)
+    np.testing.assert_allclose(np.asarray(fg.ftle, np.float64)[1, 1], exact,
+                               atol=1e-6 if dtype == jnp.float64 else 1e-3)
+
+
+@pytest.mark.parametrize("T", [100.0, 400.0])
+def test_ctrnn_at_its_fixed_point_has_the_linearisation_s_ftle(T):
+    """A 16-unit CTRNN at its own fixed point (zero input): σ = ln σ_max(e^{JT}) / T. Was +0.082
+    (T = 100) and +0.067 (T = 400) for an exact value of order −1e-2: ridges of stretching
+    that do not exist."""
+    import scipy.linalg
+
+    model = jd.rnn.CTRNN(3, 16, 2, key=jax.random.PRNGKey(0), tau=10.0)
+    u = jnp.zeros(3)
+    x_star = jd.fixed_points(model, jnp.zeros((1, 16)), u).unique().x[0]
+    J = np.asarray(jd.jacobian(model, x_star, u))
+    exact = np.log(np.linalg.svd(scipy.linalg.expm(J * T), compute_uv=False)[0]) / T
+    f = jd.ftle(model, x_star[None], u, 0.0, T)
+    assert bool(f.success[0])
+    np.testing.assert_allclose(float(f.ftle[0]), exact, atol=1e-6)
+
+
 @pytest.mark.parametrize("T", [-1, -2])
 def test_backward_ftle_of_maps(T):
     """Backward iterates by Newton's method: diag(2, ½) backward stretches by 2 along y; for
@@ -205,45 +257,6 @@ def test_grid_method_matches_numbacs():
                                   atol=1e-8).ftle)[1:-1, 1:-1]
         keep = ref > 1e-3
         assert np.median(np.abs(ours[keep] - ref[keep]) / ref[keep]) <= 1e-3
-
-
-# ---------------------------------------------------------------------------------------------
-# Lyapunov spectra
-
-
-def test_lorenz_spectrum():
-    s = jd.lyapunov_spectrum(jd.systems.lorenz(), jnp.array([1.0, 1.0, 1.0]), None, 1000.0,
-                             transient=50.0, dt=0.01)
-    assert bool(s.result == RESULTS.successful)
-    np.testing.assert_allclose(np.asarray(s.exponents), [0.9056, 0.0, -14.5723], atol=0.02)
-    assert abs(float(jnp.sum(s.exponents)) + (10.0 + 1.0 + 8.0 / 3.0)) < 1e-3
-    assert s.history.shape == (1000, 3) and s.times.shape == (1000,)
-    np.testing.assert_allclose(np.asarray(s.history[-1]), np.asarray(s.exponents))
-    assert 2.0 < float(s.kaplan_yorke) < 2.1
-
-
-def test_henon_spectrum():
-    s = jd.lyapunov_spectrum(jd.systems.henon(), jnp.array([0.1, 0.1]), None, 20_000,
-                             transient=100)
-    np.testing.assert_allclose(np.asarray(s.exponents), [0.41922, -1.62319], atol=0.005)
-    np.testing.assert_allclose(float(jnp.sum(s.exponents)), np.log(0.3), atol=1e-12)
-
-
-def test_spectrum_of_a_linear_flow_and_k():
-    flow = jd.Flow(lambda t, x, a: jnp.array([0.5, -1.0, -3.0]) * x)
-    s = jd.lyapunov_spectrum(flow, jnp.ones(3), None, 20.0, interval=0.5, dt=0.01)
-    np.testing.assert_allclose(np.asarray(s.exponents), [0.5, -1.0, -3.0], atol=1e-7)
-    s2 = jd.lyapunov_spectrum(flow, jnp.ones(3), None, 20.0, k=1, interval=0.5, dt=0.01)
-    np.testing.assert_allclose(np.asarray(s2.exponents), [0.5], atol=1e-7)
-
-
-def test_spectrum_vmap_over_args():
-    rhos = jnp.array([28.0, 30.0])
-    lor = jd.systems.lorenz()
-    run = lambda r: jd.lyapunov_spectrum(lor, jnp.ones(3), r, 20.0, dt=0.01).exponents
-    batched = jax.vmap(run)(rhos)
-    for i, r in enumerate(rhos):
-        np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(run(r)), rtol=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------

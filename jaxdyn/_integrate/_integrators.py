@@ -34,6 +34,7 @@ from .._solution import RESULTS, code, first_failure, from_code
 from .._system import AbstractSystem
 from .._validate import check_int, check_positive, describe, is_concrete
 from ._erk import embedded_pair, split
+from ._fastmath import vectorised_trig
 from ._rk import count_steps, n_steps, run_steps, saved_steps
 from ._tableau import resolve_solver, tableau_of
 from ._tangent import TangentFlow, is_split, map_step, pack, preimage, tangent_step, unpack
@@ -179,8 +180,8 @@ class Adaptive(AbstractIntegrator):
         if ts is None:
             ts = jnp.linspace(t0, t1, 101 if n_save is None else n_save)
         jump_ts = args.jump_ts if isinstance(args, PiecewiseConstant) else None
-        return _diffeqsolve(system, x0, args, t0, t1, ts, None, self.solver,
-                            self._controller(jump_ts, x0.dtype), self.max_steps)
+        return _diffeqsolve(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts, None,
+                            self.solver, self._controller(jump_ts, x0.dtype), self.max_steps)
 
     def _controller(self, jump_ts, dtype, norm=None):
         kw = {} if norm is None else {"norm": norm}
@@ -188,6 +189,7 @@ class Adaptive(AbstractIntegrator):
                                      jump_ts=jump_ts, **kw)
 
     def propagate(self, system, X0, V0, args, t0, span, *, trace=False, width=None, h0=None):
+        system = vectorised_trig(system, X0.dtype)
         tab = tableau_of(self.solver)
         if tab is not None:
             return self._batch_native(tab, system, X0, V0, args, t0, span, trace, width, h0)
@@ -358,15 +360,18 @@ class FixedStep(AbstractIntegrator):
                     raise ValueError(f"with a fixed `dt`, `n_save` - 1 must divide the {steps} "
                                      f"steps; got n_save={n_save}.")
                 stride = steps // (n_save - 1)
-            return _fixed_trajectory(system, x0, args, jnp.asarray(t0, x0.dtype),
-                                     jnp.asarray(t1, x0.dtype), self, steps // stride, stride)
+            return _fixed_trajectory(vectorised_trig(system, x0.dtype), x0, args,
+                                     jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype), self,
+                                     steps // stride, stride)
         t0, t1 = jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype)
         if ts is None:
             ts = jnp.linspace(t0, t1, 101 if n_save is None else n_save)
-        return _diffeqsolve(system, x0, args, t0, t1, ts, jnp.asarray(self.dt, x0.dtype),
-                            self.solver, diffrax.ConstantStepSize(), max_steps)
+        return _diffeqsolve(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts,
+                            jnp.asarray(self.dt, x0.dtype), self.solver,
+                            diffrax.ConstantStepSize(), max_steps)
 
     def propagate(self, system, X0, V0, args, t0, span, *, trace=False, width=None, h0=None):
+        system = vectorised_trig(system, X0.dtype)
         n, k = V0.shape[1:]
         dtype = X0.dtype
         length = span.length.astype(dtype)

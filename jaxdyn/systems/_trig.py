@@ -20,11 +20,11 @@ from jaxtyping import Array, ArrayLike
 
 # Taylor coefficients of sin z / z and cos z in z² (|z| ≤ π/4: the first omitted terms are
 # below 1e-19 relative).
-_SIN = tuple((-1) ** j / math.factorial(2 * j + 1) for j in range(9))
-_COS = tuple((-1) ** j / math.factorial(2 * j) for j in range(10))
+SIN_TAYLOR = tuple((-1) ** j / math.factorial(2 * j + 1) for j in range(9))
+COS_TAYLOR = tuple((-1) ** j / math.factorial(2 * j) for j in range(10))
 
 
-def _horner(coefficients, z2):
+def horner(coefficients, z2):
     acc = jnp.full_like(z2, coefficients[-1])
     for c in reversed(coefficients[:-1]):
         acc = acc * z2 + c
@@ -49,8 +49,8 @@ def _sincospi(x: Array) -> tuple[Array, Array]:
     k = jnp.round(2 * x)
     z = jnp.pi * (x - 0.5 * k)  # |z| ≤ π/4
     z2 = z * z
-    s = z * _horner(_SIN, z2)
-    c = _horner(_COS, z2)
+    s = z * horner(SIN_TAYLOR, z2)
+    c = horner(COS_TAYLOR, z2)
     q = k - 4 * jnp.floor(0.25 * k)  # the quadrant, 0..3
     odd = (q == 1) | (q == 3)
     sin = jnp.where(odd, c, s)
