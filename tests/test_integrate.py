@@ -80,7 +80,7 @@ def test_ctrnn_at_its_fixed_point():
     mode gradients through it match central differences."""
     model = jd.rnn.CTRNN(2, 16, 1, key=jr.PRNGKey(3), tau=1.0)
     u = jnp.zeros(2)
-    fps = jd.fixed_points(model, jnp.zeros((1, 16)), u).unique()
+    fps = jd.fixed_points(model, jnp.zeros((1, 16)), u, linearise=False)
     x_star = fps.x[0]
     J = np.asarray(jd.jacobian(model, x_star, u))
     fm = jd.flow_map(model, x_star, u, 0.0, 20.0)

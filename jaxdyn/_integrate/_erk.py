@@ -126,25 +126,31 @@ def embedded_pair(
         return tuple(yc[i] for yc in Y)
 
     def blocks(Y):
-        """The state and the tangents as `[batch, n]` arrays (stacked from entries)."""
+        """The state's and each tangent's entries, `[batch]` arrays (split) or a `[batch, n]`
+        array each."""
         if split_state:
-            z = jnp.stack(Y[: n * (1 + k)], axis=-1)
-        else:
-            z = Y[0][:, : n * (1 + k)]
-        return [z[:, j * n: (j + 1) * n] for j in range(1 + k)]
+            return [Y[j * n: (j + 1) * n] for j in range(1 + k)]
+        return [(Y[0][:, j * n: (j + 1) * n],) for j in range(1 + k)]
 
-    def rms(r):
-        return jnp.sqrt(jnp.mean(r * r, axis=-1))
+    def mean_square(parts):
+        if split_state:
+            return sum(p * p for p in parts) / len(parts)
+        return jnp.mean(parts[0] * parts[0], axis=-1)
+
+    def ratios(e, a, b, floor):
+        return [ei / (floor + rtol * jnp.maximum(jnp.abs(ai), jnp.abs(bi)))
+                for ei, ai, bi in zip(e, a, b)]
 
     def scaled(err, y_a, y_b, state_only=False):
         e, a, b = blocks(err), blocks(y_a), blocks(y_b)
-        norm = rms(e[0] / (atol + rtol * jnp.maximum(jnp.abs(a[0]), jnp.abs(b[0]))))
+        norm = jnp.sqrt(mean_square(ratios(e[0], a[0], b[0], atol)))
         if state_only or not control_tangents:
             return norm
         for ej, aj, bj in zip(e[1:], a[1:], b[1:]):
-            size = jnp.maximum(rms(aj), tiny)[:, None]
-            r = ej / (atol * size + rtol * jnp.maximum(jnp.abs(aj), jnp.abs(bj)))
-            norm = jnp.maximum(norm, rms(r))
+            size = jnp.sqrt(jnp.maximum(mean_square(aj), tiny))
+            if not split_state:
+                size = size[:, None]
+            norm = jnp.maximum(norm, jnp.sqrt(mean_square(ratios(ej, aj, bj, atol * size))))
         return norm
 
     # The first derivative and the first step of every vector.

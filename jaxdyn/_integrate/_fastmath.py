@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.extend import core as jcore
 
 from .._system import AbstractFlow, AbstractJacobianSystem, AbstractMap, AbstractSystem
-from ..systems._trig import COS_TAYLOR, SIN_TAYLOR, horner
+from ..systems._trig import quadrant_sincos
 
 # π/2 = C1 + C2 + C3: C1 and C2 rounded to 27 significant bits, so that k·C1 and k·C2 are
 # exact for |k| < 2²⁶; C3 the rest to double precision (the sum is off π/2 by ~1e-34).
@@ -33,20 +33,7 @@ _C3 = 5.721188726109832e-18
 def sincos(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`(sin x, cos x)` of a float array, to 2 ulps for |x| < 10⁸, in vectorisable arithmetic."""
     k = jnp.round(x * (2 / jnp.pi))
-    r = ((x - k * _C1) - k * _C2) - k * _C3  # |r| ≤ π/4
-    z2 = r * r
-    s = r * horner(SIN_TAYLOR, z2)
-    c = horner(COS_TAYLOR, z2)
-    q = k - 4 * jnp.floor(0.25 * k)  # the quadrant, 0..3
-    odd = (q == 1) | (q == 3)
-    sin = jnp.where(odd, c, s)
-    cos = jnp.where(odd, s, c)
-    sin = jnp.where(q >= 2, -sin, sin)
-    cos = jnp.where((q == 1) | (q == 2), -cos, cos)
-    # Divided by a 1 XLA cannot fold away, so that it stores the values once rather than
-    # recomputing the polynomial in every fusion that reads them (see `sincospi`).
-    one = x * 0 + 1
-    return sin / one, cos / one
+    return quadrant_sincos(((x - k * _C1) - k * _C2) - k * _C3, k, x)  # |z| ≤ π/4
 
 
 @sincos.defjvp
@@ -104,26 +91,21 @@ def _call(system: AbstractSystem, t, x, args):
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
 
 
+def _call_wrapped(self, t, x, args):
+    return _call(self.system, t, x, args)
+
+
+# The same wrapper as a flow and as a map (`discrete` is a class variable of each).
 class _FastTrigFlow(AbstractFlow):
     system: AbstractSystem
-
-    @property
-    def state_size(self):
-        return self.system.state_size
-
-    def __call__(self, t, x, args):
-        return _call(self.system, t, x, args)
+    state_size = property(lambda self: self.system.state_size)
+    __call__ = _call_wrapped
 
 
 class _FastTrigMap(AbstractMap):
     system: AbstractSystem
-
-    @property
-    def state_size(self):
-        return self.system.state_size
-
-    def __call__(self, t, x, args):
-        return _call(self.system, t, x, args)
+    state_size = property(lambda self: self.system.state_size)
+    __call__ = _call_wrapped
 
 
 def vectorised_trig(system: AbstractSystem, dtype) -> AbstractSystem:

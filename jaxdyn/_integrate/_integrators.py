@@ -526,6 +526,8 @@ def make_integrator(system: AbstractSystem, integrator: AbstractIntegrator | Non
             raise ValueError(f"`integrator` {type(integrator).__name__} does not fit a {kind}; "
                              f"pass {want}.")
     elif system.discrete:
+        # A map takes its iterates as they are: step options are checked, then not used.
+        check_positive(dt, "dt", allow_none=True)
         integrator = Iterate()
     elif dt is not None:
         if rtol is not None or atol is not None:

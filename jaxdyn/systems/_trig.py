@@ -44,10 +44,10 @@ def sincospi(x: ArrayLike) -> tuple[Array, Array]:
     return _sincospi(x)
 
 
-@jax.custom_jvp
-def _sincospi(x: Array) -> tuple[Array, Array]:
-    k = jnp.round(2 * x)
-    z = jnp.pi * (x - 0.5 * k)  # |z| ≤ π/4
+def quadrant_sincos(z: Array, k: Array, x: Array) -> tuple[Array, Array]:
+    """`(sin, cos)` of `z + k π/2` from the reduced argument `|z| ≤ π/4` and the integer `k`
+    (as floats): Taylor polynomials and a quadrant swap. `x` is the argument the values are
+    returned for (their dtype and shape)."""
     z2 = z * z
     s = z * horner(SIN_TAYLOR, z2)
     c = horner(COS_TAYLOR, z2)
@@ -62,6 +62,12 @@ def _sincospi(x: Array) -> tuple[Array, Array]:
     # inside every fusion that reads it (six times per step of a state with two tangents).
     one = x * 0 + 1
     return sin / one, cos / one
+
+
+@jax.custom_jvp
+def _sincospi(x: Array) -> tuple[Array, Array]:
+    k = jnp.round(2 * x)
+    return quadrant_sincos(jnp.pi * (x - 0.5 * k), k, x)  # |π(x − k/2)| ≤ π/4
 
 
 @_sincospi.defjvp
