@@ -112,7 +112,8 @@ def flow_map(
     **Returns:** a `FlowMap` (`x`, `jacobian`, `result`, `steps`, `T`).
 
     **Raises:** `ValueError` for a bad `x0`, `T` missing, zero or not concrete (fractional for
-    a map), `args` the system cannot take, or bad integrator options.
+    a map), a `jacobian` that is not a bool, `args` the system cannot take, or bad integrator
+    options.
 
     Reference: E. Hairer, S. P. Nørsett & G. Wanner, Solving Ordinary Differential Equations
     I, §I.14 and §II.9 (variational equations, integrated jointly with the state).
@@ -122,6 +123,8 @@ def flow_map(
     x0 = check_state(x0, "x0", size=system.state_size)
     T = _check_time(T, system, backward_map=True)
     check_finite(t0, "t0")
+    if not isinstance(jacobian, bool):
+        raise ValueError(f"`jacobian` must be True or False; got {jacobian!r}.")
     integ = make_integrator(system, integrator, x0.dtype, solver=solver, dt=dt, rtol=rtol,
                             atol=atol, max_steps=max_steps)
     check_system_output(system, x0, args_at(args, t0), t=t0)

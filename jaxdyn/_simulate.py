@@ -38,9 +38,11 @@ def simulate(
     unless another solver is named, its tableau applied directly in `lax.scan`, which is many
     times faster under `vmap` for small systems). Maps are iterated (`jd.Iterate`) for
     `t1 − t0` steps, keeping every state. The call is one compiled program; it works under
-    `jax.jit`, `jax.vmap` (over `x0`, `args` or stacked models) and `jax.grad` (reverse mode
-    differentiates the steps taken, which are controlled on the state: see `jd.flow_map` for
-    a flow-map Jacobian whose steps also control the tangents).
+    `jax.jit`, `jax.vmap` (over `x0`, `args` or stacked models) and `jax.grad`. Adaptive steps
+    control the state's error; a reverse-mode derivative is a tangent, so its backward pass
+    integrates again with the error of a probe tangent controlled too (with
+    `jd.Adaptive(tangents="ride")` it differentiates the forward steps, which is wrong where
+    the state settles on a fixed point). `jd.flow_map` gives the flow-map Jacobian itself.
 
     **Arguments:**
 

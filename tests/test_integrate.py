@@ -65,14 +65,34 @@ def test_riding_tangents_are_wrong_at_a_fixed_point_and_controlled_ones_right():
 
 
 def test_reverse_mode_follows_the_controlled_steps():
-    """`jax.jacrev` of the flow map's state equals its Jacobian at the equilibrium (and
-    `simulate`'s state-only steps are documented not to)."""
+    """`jax.jacrev` of the flow map's state equals its Jacobian at the equilibrium; through
+    `simulate`, whose forward steps control the state alone, the backward pass integrates
+    again with a probe tangent controlled (it was wrong by a factor 2.6e9 at the equilibrium,
+    as it still is with `tangents="ride"`)."""
+    exact = expm(A, 10.0)
     for x0 in (jnp.zeros(2), jnp.array([0.3, -0.2])):
         fm = jd.flow_map(LINEAR, x0, None, 0.0, 10.0)
         J = jax.jacrev(lambda x: jd.flow_map(LINEAR, x, None, 0.0, 10.0).x)(x0)
         np.testing.assert_allclose(np.asarray(J), np.asarray(fm.jacobian), rtol=1e-12,
                                    atol=1e-18)
-        assert rel_error(J, expm(A, 10.0)) < 1e-5
+        assert rel_error(J, exact) < 1e-5
+        Js = jax.jacrev(lambda x: jd.simulate(LINEAR, x, None, 10.0).xs[-1])(x0)
+        assert rel_error(Js, exact) < 1e-5
+    ride = jd.Adaptive(tangents="ride")
+    Jr = jax.jacrev(lambda x: jd.simulate(LINEAR, x, None, 10.0, integrator=ride).xs[-1])(
+        jnp.zeros(2))
+    assert rel_error(Jr, exact) > 1.0
+    # Gradients with respect to a network's input through simulate: central differences.
+    model = jd.rnn.CTRNN(2, 8, 1, key=jr.PRNGKey(0), tau=1.0)
+    loss = lambda u, **kw: jnp.sum(jd.simulate(model, jnp.zeros(8), u, 20.0, **kw).xs[-1])
+    u = jnp.zeros(2)
+    g = jax.grad(loss)(u)
+    tight = dict(rtol=1e-12, atol=1e-14)
+    fd = [(loss(u.at[i].set(1e-5), **tight) - loss(u.at[i].set(-1e-5), **tight)) / 2e-5
+          for i in range(2)]
+    np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-6)
+    ride_g = jax.grad(lambda v: loss(v, integrator=ride))(u)
+    assert np.max(np.abs(np.asarray(ride_g) - np.asarray(fd))) > 1.0
 
 
 def test_ctrnn_at_its_fixed_point():
@@ -200,6 +220,12 @@ def test_bad_integrator_constructions_raise():
         jd.FixedStep(-0.1)
     with pytest.raises(ValueError, match="does not fit a map"):
         jd.flow_map(jd.systems.henon(), jnp.ones(2), None, 0, 3, integrator=jd.Adaptive())
+    with pytest.raises(ValueError, match="`jacobian` must be True or False"):
+        jd.flow_map(LINEAR, jnp.ones(2), None, 0.0, 1.0, jacobian="yes")
+    with pytest.raises(ValueError, match="`T` must be nonzero"):
+        jd.flow_map(LINEAR, jnp.ones(2), None, 0.0, 0.0)
+    with pytest.raises(ValueError, match="`x0` must be finite"):
+        jd.flow_map(LINEAR, jnp.array([1.0, jnp.nan]), None, 0.0, 1.0)
 
 
 def test_a_tolerance_float32_cannot_meet_is_refused():

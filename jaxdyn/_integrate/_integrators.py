@@ -33,8 +33,10 @@ from .._inputs import PiecewiseConstant, args_at, bind_args
 from .._solution import RESULTS, code, first_failure, from_code
 from .._system import AbstractSystem
 from .._validate import check_int, check_positive, describe, is_concrete
+from ._controller import BlockNorm, TangentScaled
 from ._erk import embedded_pair, split
 from ._fastmath import vectorised_trig
+from ._probe import probed_states, solve_states
 from ._rk import count_steps, n_steps, run_steps, saved_steps
 from ._tableau import resolve_solver, tableau_of
 from ._tangent import TangentFlow, is_split, map_step, pack, preimage, tangent_step, unpack
@@ -122,10 +124,11 @@ class Adaptive(AbstractIntegrator):
     - `tangents`: `"control"` (default): when tangent vectors are integrated (exact FTLE,
       flow-map Jacobians, Lyapunov spectra), each step's error is the largest of the state's
       and each tangent's, a tangent measured like a state after scaling it to unit RMS size
-      (it obeys linear equations: only its relative error has a meaning). `"ride"`: the state
-      alone sets the steps and the tangents ride along (cheaper, but where the state settles
-      at a fixed point its error vanishes, the steps grow without bound and the tangents are
-      wrong).
+      (it obeys linear equations: only its relative error has a meaning); and the backward
+      pass of a reverse-mode derivative of a saved trajectory (`jd.simulate`) integrates
+      again with a probe tangent so controlled. `"ride"`: the state alone sets the steps and
+      the tangents ride along (cheaper, but where the state settles at a fixed point its
+      error vanishes, the steps grow without bound and the tangents are wrong).
 
     Reference: E. Hairer, S. P. Nørsett & G. Wanner, Solving Ordinary Differential Equations
     I, II.4 (error measure, first step) and II.9 (variational equations integrated jointly).
@@ -181,7 +184,8 @@ class Adaptive(AbstractIntegrator):
             ts = jnp.linspace(t0, t1, 101 if n_save is None else n_save)
         jump_ts = args.jump_ts if isinstance(args, PiecewiseConstant) else None
         return _diffeqsolve(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts, None,
-                            self.solver, self._controller(jump_ts, x0.dtype), self.max_steps)
+                            self.solver, self._controller(jump_ts, x0.dtype), self.max_steps,
+                            probe=self.tangents == "control")
 
     def _controller(self, jump_ts, dtype, norm=None):
         kw = {} if norm is None else {"norm": norm}
@@ -231,8 +235,8 @@ class Adaptive(AbstractIntegrator):
         n, k = V0.shape[1:]
         dtype = X0.dtype
         length = span.length.astype(dtype)
-        norm = _BlockNorm(n, k if self.tangents == "control" else 0)
-        controller = _TangentScaled(self._controller(None, dtype, norm), n, k)
+        norm = BlockNorm(n, k if self.tangents == "control" else 0)
+        controller = TangentScaled(self._controller(None, dtype, norm), n, k)
 
         def one(x0, V):
             flow = TangentFlow(system, args, t0, span.sign.astype(dtype), n, k, trace)
@@ -247,64 +251,6 @@ class Adaptive(AbstractIntegrator):
         z, rc, steps = jax.vmap(one)(X0, V0)
         x, V, q = unpack(z, n, k, trace)
         return _finish(x, V, q, rc, steps, jnp.full(steps.shape, jnp.nan, dtype))
-
-
-class _BlockNorm(eqx.Module):
-    """The step's error from the scaled error `(x, v_1, …, v_k, q)`: the largest RMS of the
-    state's and each controlled tangent's block (`k = 0`: the state's alone)."""
-
-    n: int = eqx.field(static=True)
-    k: int = eqx.field(static=True)
-
-    def __call__(self, r):
-        n = self.n
-        norm = jnp.sqrt(jnp.mean(r[:n] ** 2))
-        for j in range(self.k):
-            norm = jnp.maximum(norm, jnp.sqrt(jnp.mean(r[n * (j + 1): n * (j + 2)] ** 2)))
-        return norm
-
-
-class _TangentScaled(diffrax.AbstractAdaptiveStepSizeController):
-    """diffrax's PID controller with each tangent's absolute tolerance scaled by its RMS size
-    (as in the batch-native loop): the error handed on is rescaled so that the inner
-    controller's `err / (atol + rtol·|y|)` is `err / (atol·‖v‖ + rtol·|v|)` on tangents."""
-
-    inner: diffrax.PIDController
-    n: int = eqx.field(static=True)
-    k: int = eqx.field(static=True)
-
-    @property
-    def rtol(self):
-        return self.inner.rtol
-
-    @property
-    def atol(self):
-        return self.inner.atol
-
-    @property
-    def norm(self):
-        return self.inner.norm
-
-    def wrap(self, direction):
-        return eqx.tree_at(lambda c: c.inner, self, self.inner.wrap(direction))
-
-    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
-        return self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
-
-    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order,
-                        controller_state):
-        n, k = self.n, self.k
-        size = jnp.maximum(jnp.abs(y0), jnp.abs(y1_candidate))
-        base = self.atol + self.rtol * size
-        weight = jnp.ones_like(y0)
-        for j in range(k):
-            block = y0[n * (j + 1): n * (j + 2)]
-            rms = jnp.maximum(jnp.sqrt(jnp.mean(block * block)), jnp.finfo(y0.dtype).tiny)
-            weight = weight.at[n * (j + 1): n * (j + 2)].set(rms)
-        mine = self.atol * weight + self.rtol * size
-        y_error = jnp.where(jnp.isfinite(y_error), y_error * (base / mine), y_error)
-        return self.inner.adapt_step_size(t0, t1, y0, y1_candidate, args, y_error, error_order,
-                                          controller_state)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,18 +404,12 @@ class Iterate(AbstractIntegrator):
 
 
 @eqx.filter_jit
-def _diffeqsolve(system, x0, args, t0, t1, ts, dt0, solver, controller, max_steps):
-    # Under jit a traced t1 may not be after t0: integrate nothing and say so.
-    forward = t1 > t0
-    t1 = jnp.where(forward, t1, t0 + 1)
-    ts = jnp.where(forward, ts, t0)
-    term = diffrax.ODETerm(bind_args(system, args))
-    sol = diffrax.diffeqsolve(term, solver, t0, t1, dt0, x0, args=args,
-                              saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
-                              max_steps=max_steps, throw=False)
-    result = RESULTS.where(forward, RESULTS.promote(sol.result), RESULTS.invalid_time_span)
-    xs = jnp.where(forward, sol.ys, jnp.nan)
-    return trajectory(sol.ts, xs, result, sol.stats["num_steps"])
+def _diffeqsolve(system, x0, args, t0, t1, ts, dt0, solver, controller, max_steps,
+                 probe: bool = False):
+    solve = probed_states if probe else solve_states
+    ts_out, xs, rc, steps = solve((system, x0, args, t0, t1, ts), dt0, solver, controller,
+                                  max_steps)
+    return trajectory(ts_out, xs, from_code(rc), steps)
 
 
 @eqx.filter_jit
