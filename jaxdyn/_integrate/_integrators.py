@@ -233,24 +233,32 @@ class Adaptive(AbstractIntegrator):
 
     def _diffrax(self, system, X0, V0, args, t0, span, trace):
         n, k = V0.shape[1:]
-        dtype = X0.dtype
-        length = span.length.astype(dtype)
         norm = BlockNorm(n, k if self.tangents == "control" else 0)
-        controller = TangentScaled(self._controller(None, dtype, norm), n, k)
+        controller = TangentScaled(self._controller(None, X0.dtype, norm), n, k)
+        return _diffrax_propagate(self.solver, controller, None, self.max_steps, system, X0,
+                                  V0, args, t0, span, trace)
 
-        def one(x0, V):
-            flow = TangentFlow(system, args, t0, span.sign.astype(dtype), n, k, trace)
-            z0 = pack(x0, V, jnp.zeros((), dtype) if trace else None)
-            sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda s, z, _: flow(s, z)), self.solver,
-                                      jnp.zeros((), dtype), length, None, z0,
-                                      saveat=diffrax.SaveAt(t1=True),
-                                      stepsize_controller=controller,
-                                      max_steps=self.max_steps, throw=False)
-            return sol.ys[-1], code(RESULTS.promote(sol.result)), sol.stats["num_steps"]
 
-        z, rc, steps = jax.vmap(one)(X0, V0)
-        x, V, q = unpack(z, n, k, trace)
-        return _finish(x, V, q, rc, steps, jnp.full(steps.shape, jnp.nan, dtype))
+def _diffrax_propagate(solver, controller, dt0, max_steps, system, X0, V0, args, t0, span,
+                       trace) -> Propagated:
+    """`propagate` by `diffrax.diffeqsolve` (solvers that jaxdyn does not step itself), one
+    state at a time under `vmap`."""
+    n, k = V0.shape[1:]
+    dtype = X0.dtype
+    zero = jnp.zeros((), dtype)
+
+    def one(x0, V):
+        flow = TangentFlow(system, args, t0, span.sign.astype(dtype), n, k, trace)
+        sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda s, z, _: flow(s, z)), solver, zero,
+                                  span.length.astype(dtype), dt0,
+                                  pack(x0, V, zero if trace else None),
+                                  saveat=diffrax.SaveAt(t1=True), stepsize_controller=controller,
+                                  max_steps=max_steps, throw=False)
+        return sol.ys[-1], code(RESULTS.promote(sol.result)), sol.stats["num_steps"]
+
+    z, rc, steps = jax.vmap(one)(X0, V0)
+    x, V, q = unpack(z, n, k, trace)
+    return _finish(x, V, q, rc, steps, jnp.full(steps.shape, jnp.nan, dtype))
 
 
 # ---------------------------------------------------------------------------------------
@@ -322,25 +330,21 @@ class FixedStep(AbstractIntegrator):
         dtype = X0.dtype
         length = span.length.astype(dtype)
         tab = tableau_of(self.solver)
+        if tab is None:
+            return _diffrax_propagate(self.solver, diffrax.ConstantStepSize(),
+                                      jnp.asarray(self.dt, dtype), span.bound + 1, system, X0,
+                                      V0, args, t0, span, trace)
         zero = jnp.zeros((), dtype)
 
         def one(x0, V):
             flow = TangentFlow(system, args, t0, span.sign.astype(dtype), n, k, trace)
-            z0 = pack(x0, V, zero if trace else None)
-            if tab is not None:
-                return run_steps(flow, tab, z0, zero, length, self.dt, span.bound), \
-                    code(RESULTS.successful)
-            sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda s, z, _: flow(s, z)), self.solver,
-                                      zero, length, jnp.asarray(self.dt, dtype), z0,
-                                      saveat=diffrax.SaveAt(t1=True),
-                                      stepsize_controller=diffrax.ConstantStepSize(),
-                                      max_steps=span.bound + 1, throw=False)
-            return sol.ys[-1], code(RESULTS.promote(sol.result))
+            return run_steps(flow, tab, pack(x0, V, zero if trace else None), zero, length,
+                             self.dt, span.bound)
 
-        z, rc = jax.vmap(one)(X0, V0)
-        x, V, q = unpack(z, n, k, trace)
-        steps = jnp.broadcast_to(n_steps(length, self.dt), rc.shape)
-        return _finish(x, V, q, rc, steps, jnp.full(rc.shape, jnp.nan, dtype))
+        x, V, q = unpack(jax.vmap(one)(X0, V0), n, k, trace)
+        steps = jnp.broadcast_to(n_steps(length, self.dt), X0.shape[:1])
+        return _finish(x, V, q, jnp.full(X0.shape[:1], RESULTS.successful._value, jnp.int32),
+                       steps, jnp.full(X0.shape[:1], jnp.nan, dtype))
 
 
 # ---------------------------------------------------------------------------------------
