@@ -185,5 +185,5 @@ def _basins(system, flat, args, t0, att, span, tol, integ, chunk, width, meter):
     d = jnp.linalg.norm(x[:, None, :] - att[None], axis=-1)
     nearest = jnp.argmin(jnp.where(jnp.isnan(d), jnp.inf, d), axis=-1)
     dist = jnp.take_along_axis(d, nearest[:, None], axis=-1)[:, 0]
-    ok = (rv == RESULTS.successful._value) & (dist <= tol)
+    ok = (rv == code(RESULTS.successful)) & (dist <= tol)
     return x, jnp.where(ok, nearest, -1).astype(jnp.int32), dist, rv

@@ -21,7 +21,7 @@ from ._grid import Grid, _lift
 from ._inputs import args_at
 from ._integrate import AbstractIntegrator, make_integrator
 from ._progress import as_meter
-from ._solution import RESULTS, code
+from ._solution import RESULTS, code, from_code
 from ._system import AbstractJacobianSystem, as_system
 from ._validate import (
     check_choice,
@@ -238,7 +238,7 @@ def ftle(
     embed = None if g is None else (g.origin.astype(flat.dtype), g.basis.astype(flat.dtype))
     sig, res = _ftle_field(system, flat, embed, args, jnp.asarray(t0, flat.dtype), V0, span,
                            integ, chunk, width, meter, spacing)
-    res = eqx.tree_at(lambda r: r._value, res, res._value.reshape(shape))
+    res = from_code(code(res).reshape(shape))
     return FTLEField(ftle=sig.reshape(shape), x0s=pts, result=res,
                      T=jnp.asarray(T, flat.dtype), grid=g)
 
@@ -258,8 +258,8 @@ def _ftle_field(system, flat, embed, args, t0, V0, span, integ, chunk, width, me
         return None, jax.vmap(_log_stretch)(out.V), code(out.result)
 
     x, stretch, rv = chunked_vmap(block, flat, chunk_size=chunk, progress=meter, batched=True)
-    ok_value = RESULTS.successful._value
-    bad_value = RESULTS.nonfinite_ftle._value
+    ok_value = code(RESULTS.successful)
+    bad_value = code(RESULTS.nonfinite_ftle)
     if spacing is not None:
         shape = tuple(a.shape[0] for a in spacing)
         phi = x.reshape(shape + (x.shape[-1],))
@@ -274,7 +274,7 @@ def _ftle_field(system, flat, embed, args, t0, V0, span, integ, chunk, width, me
         stretch = jax.vmap(_log_stretch)(C)
     sig = stretch / span.length.astype(stretch.dtype)
     rv = jnp.where((rv == ok_value) & ~jnp.isfinite(sig), bad_value, rv)
-    result = eqx.tree_at(lambda r: r._value, RESULTS.successful, rv)
+    result = from_code(rv)
     return jnp.where(rv == ok_value, sig, jnp.nan), result
 
 

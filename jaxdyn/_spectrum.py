@@ -220,7 +220,7 @@ def _spectrum(system, x0, args, t0, k: int, n_avg: int, interval, transient, int
     dtype = x0.dtype
     n = x0.shape[0]
     trace = k == n
-    ok = RESULTS.successful._value
+    ok = code(RESULTS.successful)
     maps = system.discrete
     # The first stretch: about `_TARGET` over the spread of the Jacobian's growth rates at
     # `x0` (later stretches learn the spread as they go).
@@ -271,7 +271,7 @@ def _spectrum(system, x0, args, t0, k: int, n_avg: int, interval, transient, int
             signs = jnp.where(jnp.diagonal(R) < 0, -1.0, 1.0).astype(dtype)
             logs_step = jnp.log(jnp.maximum(d, jnp.finfo(dtype).tiny))
             finite = jnp.all(jnp.isfinite(logs_step)) & jnp.all(jnp.isfinite(out.x))
-            r = jnp.where((r == ok) & accept & ~finite, RESULTS.nonfinite_state._value, r)
+            r = jnp.where((r == ok) & accept & ~finite, code(RESULTS.nonfinite_state), r)
             grow = jnp.clip(_TARGET / jnp.maximum(lost, 1e-3 * _TARGET), 0.2, 2.0)
             tau = jnp.where(jnp.isfinite(lost), step * grow, 0.2 * step)
             tau = jnp.minimum(jnp.maximum(tau, jnp.finfo(dtype).eps * length), interval)
@@ -288,7 +288,7 @@ def _spectrum(system, x0, args, t0, k: int, n_avg: int, interval, transient, int
         c = eqxi.while_loop(cond, body, c0, max_steps=_MAX_QR, kind="checkpointed")
         _, x, Q, t, tau, h, logs, qsum, nqr, rc = c
         # Out of re-orthonormalisations before the record's end: say so.
-        rc = jnp.where((rc == ok) & (c[0] < length), RESULTS.max_steps_reached._value, rc)
+        rc = jnp.where((rc == ok) & (c[0] < length), code(RESULTS.max_steps_reached), rc)
         return (x, Q, t, tau, h, nqr, rc), (logs, qsum)
 
     h0 = jnp.full((1,), jnp.nan, dtype) if isinstance(integ, Adaptive) else None
@@ -308,10 +308,10 @@ def _spectrum(system, x0, args, t0, k: int, n_avg: int, interval, transient, int
         mean_trace = jnp.sum(qsums) / times[-1]
         gap = jnp.abs(jnp.sum(exponents) - mean_trace)
         tol = _identity_tolerance(integ, dtype, jnp.sum(jnp.abs(exponents)))
-        rc = jnp.where((rc == ok) & ~(gap <= tol), RESULTS.trace_identity_failed._value, rc)
+        rc = jnp.where((rc == ok) & ~(gap <= tol), code(RESULTS.trace_identity_failed), rc)
     else:
         mean_trace = gap = jnp.asarray(jnp.nan, dtype)
-    failed = (rc != ok) & (rc != RESULTS.trace_identity_failed._value)
+    failed = (rc != ok) & (rc != code(RESULTS.trace_identity_failed))
     return LyapunovSpectrum(exponents=jnp.where(failed, jnp.nan, exponents), history=history,
                             times=times, x=x, mean_trace=mean_trace, identity_error=gap,
                             reorthonormalisations=nqr, result=from_code(rc))

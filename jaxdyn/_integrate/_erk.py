@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._solution import RESULTS, from_code
+from .._solution import RESULTS, code, from_code
 from ._tableau import Tableau
 
 # The integral controller's constants (diffrax's `PIDController` defaults).
@@ -251,7 +251,7 @@ def embedded_pair(
     failed = steps < 0
     steps = jnp.where(failed, -steps - 1, steps)
     Y = jnp.stack(Y, axis=1) if split_state else Y[0]
-    code = jnp.where(s >= length, RESULTS.successful._value,
-                     jnp.where(failed, RESULTS.nonfinite_state._value,
-                               RESULTS.max_steps_reached._value))
-    return Y, from_code(code), steps, h_next
+    status = jnp.where(s >= length, code(RESULTS.successful),
+                     jnp.where(failed, code(RESULTS.nonfinite_state),
+                               code(RESULTS.max_steps_reached)))
+    return Y, from_code(status), steps, h_next

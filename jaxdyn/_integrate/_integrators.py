@@ -73,8 +73,8 @@ def _finish(x, V, q, result_code, steps, h) -> Propagated:
     finite = jnp.all(jnp.isfinite(x), axis=1) & jnp.all(jnp.isfinite(V), axis=(1, 2))
     if q is not None:
         finite &= jnp.isfinite(q)
-    ok = result_code == RESULTS.successful._value
-    result_code = jnp.where(ok & ~finite, RESULTS.nonfinite_state._value, result_code)
+    ok = result_code == code(RESULTS.successful)
+    result_code = jnp.where(ok & ~finite, code(RESULTS.nonfinite_state), result_code)
     return Propagated(x=x, V=V, trace=q, result=from_code(result_code), steps=steps, h=h)
 
 
@@ -343,7 +343,7 @@ class FixedStep(AbstractIntegrator):
 
         x, V, q = unpack(jax.vmap(one)(X0, V0), n, k, trace)
         steps = jnp.broadcast_to(n_steps(length, self.dt), X0.shape[:1])
-        return _finish(x, V, q, jnp.full(X0.shape[:1], RESULTS.successful._value, jnp.int32),
+        return _finish(x, V, q, jnp.full(X0.shape[:1], code(RESULTS.successful), jnp.int32),
                        steps, jnp.full(X0.shape[:1], jnp.nan, dtype))
 
 
@@ -376,7 +376,7 @@ class Iterate(AbstractIntegrator):
     def propagate(self, system, X0, V0, args, t0, span, *, trace=False, width=None, h0=None):
         dtype = X0.dtype
         count = jnp.round(span.length).astype(jnp.int32)
-        ok = RESULTS.successful._value
+        ok = code(RESULTS.successful)
 
         def one(x0, V0):
             q0 = jnp.zeros((), dtype) if trace else None
