@@ -29,18 +29,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._inputs import PiecewiseConstant, args_at, bind_args
+from .._inputs import PiecewiseConstant, args_at
 from .._solution import RESULTS, code, first_failure, from_code
 from .._system import AbstractSystem
 from .._validate import check_int, check_positive, describe, is_concrete
 from ._controller import BlockNorm, TangentScaled
 from ._erk import embedded_pair, split
 from ._fastmath import vectorised_trig
-from ._probe import probed_states, solve_states
-from ._rk import count_steps, n_steps, run_steps, saved_steps
+from ._rk import count_steps, n_steps, run_steps
 from ._tableau import resolve_solver, tableau_of
 from ._tangent import TangentFlow, is_split, map_step, pack, preimage, tangent_step, unpack
-from ._trajectory import Trajectory, trajectory
+from ._trajectory import Trajectory, diffeqsolve_trajectory, fixed_trajectory, map_trajectory
 
 
 class Span(eqx.Module):
@@ -183,7 +182,7 @@ class Adaptive(AbstractIntegrator):
         if ts is None:
             ts = jnp.linspace(t0, t1, 101 if n_save is None else n_save)
         jump_ts = args.jump_ts if isinstance(args, PiecewiseConstant) else None
-        return _diffeqsolve(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts, None,
+        return diffeqsolve_trajectory(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts, None,
                             self.solver, self._controller(jump_ts, x0.dtype), self.max_steps,
                             probe=self.tangents == "control")
 
@@ -314,13 +313,13 @@ class FixedStep(AbstractIntegrator):
                     raise ValueError(f"with a fixed `dt`, `n_save` - 1 must divide the {steps} "
                                      f"steps; got n_save={n_save}.")
                 stride = steps // (n_save - 1)
-            return _fixed_trajectory(vectorised_trig(system, x0.dtype), x0, args,
+            return fixed_trajectory(vectorised_trig(system, x0.dtype), x0, args,
                                      jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype), self,
                                      steps // stride, stride)
         t0, t1 = jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype)
         if ts is None:
             ts = jnp.linspace(t0, t1, 101 if n_save is None else n_save)
-        return _diffeqsolve(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts,
+        return diffeqsolve_trajectory(vectorised_trig(system, x0.dtype), x0, args, t0, t1, ts,
                             jnp.asarray(self.dt, x0.dtype), self.solver,
                             diffrax.ConstantStepSize(), max_steps)
 
@@ -371,7 +370,7 @@ class Iterate(AbstractIntegrator):
                              "concrete numbers, not traced values.")
         steps = int(round(float(np.asarray(t1)) - float(np.asarray(t0))))
         check_int(steps, "t1 - t0", minimum=1)
-        return _map_trajectory(system, x0, args, t0, steps)
+        return map_trajectory(system, x0, args, t0, steps)
 
     def propagate(self, system, X0, V0, args, t0, span, *, trace=False, width=None, h0=None):
         dtype = X0.dtype
@@ -400,45 +399,6 @@ class Iterate(AbstractIntegrator):
         x, V, q, rc = jax.vmap(one)(X0, V0)
         steps = jnp.broadcast_to(count, rc.shape)
         return _finish(x, V, q, rc, steps, jnp.full(rc.shape, jnp.nan, dtype))
-
-
-# ---------------------------------------------------------------------------------------
-# Trajectories (simulate)
-# ---------------------------------------------------------------------------------------
-
-
-@eqx.filter_jit
-def _diffeqsolve(system, x0, args, t0, t1, ts, dt0, solver, controller, max_steps,
-                 probe: bool = False):
-    solve = probed_states if probe else solve_states
-    ts_out, xs, rc, steps = solve((system, x0, args, t0, t1, ts), dt0, solver, controller,
-                                  max_steps)
-    return trajectory(ts_out, xs, from_code(rc), steps)
-
-
-@eqx.filter_jit
-def _fixed_trajectory(system, x0, args, t0, t1, integrator: FixedStep, n_save: int,
-                      stride: int):
-    f = bind_args(system, args)
-    tab = tableau_of(integrator.solver)
-    ts, xs = saved_steps(lambda t, x: f(t, x, args), tab, x0, t0, t1,
-                         jnp.asarray(integrator.dt, x0.dtype), n_save, stride)
-    return trajectory(ts, xs, RESULTS.successful, jnp.asarray(n_save * stride))
-
-
-@eqx.filter_jit
-def _map_trajectory(system: AbstractSystem, x0, args, t0, steps: int):
-    t0 = jnp.asarray(t0, x0.dtype)
-
-    def step(x, k):
-        t = t0 + k
-        x_next = system(t, x, args_at(args, t))
-        return x_next, x_next
-
-    _, xs = jax.lax.scan(step, x0, jnp.arange(steps, dtype=x0.dtype))
-    xs = jnp.concatenate([x0[None], xs], axis=0)
-    ts = t0 + jnp.arange(steps + 1, dtype=x0.dtype)
-    return trajectory(ts, xs, RESULTS.successful, jnp.asarray(steps))
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._solution import RESULTS
+from .._inputs import args_at, bind_args
+from .._solution import RESULTS, from_code
+from ._probe import probed_states, solve_states
+from ._rk import saved_steps
+from ._tableau import tableau_of
 
 
 class Trajectory(eqx.Module):
@@ -46,3 +51,41 @@ def trajectory(ts, xs, result, steps) -> Trajectory:
                            RESULTS.nonfinite_state)
     return Trajectory(ts=ts, xs=xs, success=result == RESULTS.successful, result=result,
                       steps=steps)
+
+
+@eqx.filter_jit
+def diffeqsolve_trajectory(system, x0, args, t0, t1, ts, dt0, solver, controller, max_steps,
+                           probe: bool = False):
+    """A trajectory saved at `ts` by `diffrax.diffeqsolve`; with `probe`, reverse-mode
+    derivatives come from an integration that also controls a probe tangent (`_probe.py`)."""
+    solve = probed_states if probe else solve_states
+    ts_out, xs, rc, steps = solve((system, x0, args, t0, t1, ts), dt0, solver, controller,
+                                  max_steps)
+    return trajectory(ts_out, xs, from_code(rc), steps)
+
+
+@eqx.filter_jit
+def fixed_trajectory(system, x0, args, t0, t1, integrator, n_save: int, stride: int):
+    """A trajectory by `n_save · stride` fixed steps of `integrator`'s explicit tableau,
+    saved every `stride` steps."""
+    f = bind_args(system, args)
+    tab = tableau_of(integrator.solver)
+    ts, xs = saved_steps(lambda t, x: f(t, x, args), tab, x0, t0, t1,
+                         jnp.asarray(integrator.dt, x0.dtype), n_save, stride)
+    return trajectory(ts, xs, RESULTS.successful, jnp.asarray(n_save * stride))
+
+
+@eqx.filter_jit
+def map_trajectory(system, x0, args, t0, steps: int):
+    """The first `steps` iterates of a map, every one saved."""
+    t0 = jnp.asarray(t0, x0.dtype)
+
+    def step(x, k):
+        t = t0 + k
+        x_next = system(t, x, args_at(args, t))
+        return x_next, x_next
+
+    _, xs = jax.lax.scan(step, x0, jnp.arange(steps, dtype=x0.dtype))
+    xs = jnp.concatenate([x0[None], xs], axis=0)
+    ts = t0 + jnp.arange(steps + 1, dtype=x0.dtype)
+    return trajectory(ts, xs, RESULTS.successful, jnp.asarray(steps))
