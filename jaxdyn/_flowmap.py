@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 from ._grid import Grid
 from ._inputs import args_at
 from ._integrate import AbstractIntegrator, Adaptive, make_integrator
+from ._integrate._probe import direction as probe_direction
 from ._integrate._tableau import tableau_of
 from ._solution import RESULTS, code, from_code
 from ._system import as_system
@@ -94,8 +95,10 @@ def flow_map(
     tangent, so the Jacobian is right where the state settles: at a fixed point `x*` it is
     `e^{J(x*) T}` to the tolerance, where state-only control would let the steps grow until
     the tangents are wrong. Reverse-mode derivatives of `x` (`jax.jacrev`) follow the same
-    steps and agree with `jacobian`; with `jacobian=False` the steps are controlled on the
-    state alone, as in `jd.simulate`. Works under `jit`, `vmap` and `grad`.
+    steps and agree with `jacobian`; with `jacobian=False` one fixed probe tangent is still
+    integrated and controlled (as in the backward pass of `jd.simulate`), so they stay right
+    (`jd.Adaptive(tangents="ride")` controls the state alone). Works under `jit`, `vmap` and
+    `grad`.
 
     **Arguments:**
 
@@ -129,7 +132,13 @@ def flow_map(
                             atol=atol, max_steps=max_steps)
     check_system_output(system, x0, args_at(args, t0), t=t0)
     n = x0.shape[0]
-    V0 = jnp.eye(n, dtype=x0.dtype) if jacobian else jnp.zeros((n, 0), x0.dtype)
+    if jacobian:
+        V0 = jnp.eye(n, dtype=x0.dtype)
+    elif isinstance(integ, Adaptive) and integ.tangents == "control":
+        # Reverse-mode derivatives of `x` are tangents: one probe tangent sets the steps too.
+        V0 = probe_direction(n, x0.dtype)[:, None]
+    else:
+        V0 = jnp.zeros((n, 0), x0.dtype)
     return _flow_map(system, x0, V0, args, jnp.asarray(t0, x0.dtype), integ.span(T, x0.dtype),
                      integ, jacobian)
 

@@ -80,6 +80,8 @@ def test_reverse_mode_follows_the_controlled_steps():
         assert rel_error(J, exact) < 1e-5
         Js = jax.jacrev(lambda x: jd.simulate(LINEAR, x, None, 10.0).xs[-1])(x0)
         assert rel_error(Js, exact) < 1e-5
+        Jx = jax.jacrev(lambda x: jd.flow_map(LINEAR, x, None, 0.0, 10.0, jacobian=False).x)(x0)
+        assert rel_error(Jx, exact) < 1e-5
     ride = jd.Adaptive(tangents="ride")
     Jr = jax.jacrev(lambda x: jd.simulate(LINEAR, x, None, 10.0, integrator=ride).xs[-1])(
         jnp.zeros(2))

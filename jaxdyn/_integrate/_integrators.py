@@ -32,7 +32,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from .._inputs import PiecewiseConstant, args_at
 from .._solution import RESULTS, code, first_failure, from_code
 from .._system import AbstractSystem
-from .._validate import check_int, check_positive, describe, is_concrete
+from .._validate import check_int, check_nonnegative, check_positive, describe, is_concrete
 from ._controller import BlockNorm, TangentScaled
 from ._erk import embedded_pair, split
 from ._fastmath import vectorised_trig
@@ -51,6 +51,11 @@ class Span(eqx.Module):
     sign: Float[Array, ""]
     bound: int | None = eqx.field(static=True, default=None)
     inverse: bool = eqx.field(static=True, default=False)
+
+
+def _span(T: float, dtype, bound: int | None = None, inverse: bool = False) -> Span:
+    return Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype), bound,
+                inverse)
 
 
 class Propagated(eqx.Module):
@@ -149,11 +154,9 @@ class Adaptive(AbstractIntegrator):
                              "it cannot take adaptive steps; pass a fixed step (`dt=...`, "
                              "jd.FixedStep) or an embedded pair such as 'tsit5'.")
         for value, name in ((rtol, "rtol"), (atol, "atol")):
-            if is_concrete(value):
-                a = np.asarray(value)
-                if a.shape != () or not np.issubdtype(a.dtype, np.number) or not np.isfinite(
-                        a) or a < 0:
-                    raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+            check_nonnegative(value, name)
+            if np.shape(value) != ():
+                raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
         if is_concrete((rtol, atol)) and float(np.asarray(rtol)) == float(np.asarray(atol)) == 0:
             raise ValueError("`rtol` and `atol` cannot both be 0 (no step would be accepted); "
                              "got rtol=0, atol=0.")
@@ -175,7 +178,7 @@ class Adaptive(AbstractIntegrator):
                                  "float64 (jax.config.update('jax_enable_x64', True)).")
 
     def span(self, T: float, dtype) -> Span:
-        return Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype))
+        return _span(T, dtype)
 
     def trajectory(self, system, x0, args, t0, t1, *, ts=None, n_save=None) -> Trajectory:
         t0, t1 = jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype)
@@ -293,8 +296,7 @@ class FixedStep(AbstractIntegrator):
         pass
 
     def span(self, T: float, dtype) -> Span:
-        return Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype),
-                    bound=count_steps(abs(T), self.dt))
+        return _span(T, dtype, bound=count_steps(abs(T), self.dt))
 
     def trajectory(self, system, x0, args, t0, t1, *, ts=None, n_save=None) -> Trajectory:
         tab = tableau_of(self.solver)
@@ -361,8 +363,7 @@ class Iterate(AbstractIntegrator):
         pass
 
     def span(self, T: float, dtype) -> Span:
-        return Span(jnp.asarray(abs(T), dtype), jnp.asarray(1.0 if T > 0 else -1.0, dtype),
-                    bound=int(round(abs(T))), inverse=T < 0)
+        return _span(T, dtype, bound=int(round(abs(T))), inverse=T < 0)
 
     def trajectory(self, system, x0, args, t0, t1, *, ts=None, n_save=None) -> Trajectory:
         if not is_concrete((t0, t1)):

@@ -32,14 +32,12 @@ def tangent_step(system: AbstractSystem, t: Array, x: Array, V: Array, a, trace:
     Without `trace`, `J V` is one forward-mode product per column (no tangent work for
     `k = 0`); with it, `J` is formed once (closed form for the RNN zoo) and its trace (flows)
     or log-determinant (maps) taken."""
-    if trace:
+    if trace or (V.shape[1] and isinstance(system, AbstractJacobianSystem)):
         J = state_jacobian(system, t, x, a)
-        q = jnp.linalg.slogdet(J)[1] if system.discrete else jnp.trace(J)
+        q = (jnp.linalg.slogdet(J)[1] if system.discrete else jnp.trace(J)) if trace else None
         return system(t, x, a), J @ V, q
     if V.shape[1] == 0:
         return system(t, x, a), V, None
-    if isinstance(system, AbstractJacobianSystem):
-        return system(t, x, a), system.state_jacobian(x, a) @ V, None
     f = lambda y: system(t, y, a)
     return f(x), jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1], in_axes=1, out_axes=1)(V), None
 
@@ -103,7 +101,6 @@ def preimage(system: AbstractSystem, t: Array, x: Array, V: Array, q: Array | No
 
 # A state with its tangents of at most this many entries is integrated as separate scalars.
 SPLIT_MAX = 16
-
 
 
 def is_split(n: int, k: int) -> bool:
