@@ -23,6 +23,7 @@ import numpy as np
 from ._io import write_atomic
 
 FORMAT = 1  # the file format written here; files of a newer format are refused
+_HEADER_LIMIT = 1 << 26  # the longest header line read when telling whether a file is a model
 
 
 def _model_classes() -> dict[str, type]:
@@ -71,13 +72,16 @@ def save_model(path: str | os.PathLike, model: Any) -> None:
 
     **Arguments:**
 
-    - `path`: the file to write (replaced if it exists).
+    - `path`: the file to write. An existing jaxdyn model file there (or an empty file) is
+      replaced; any other file is not, so that a mistyped path cannot destroy other data.
     - `model`: a single `jaxdyn.rnn` model (not a stack: save each network of a stack apart,
       e.g. `jax.tree_util.tree_map(lambda a: a[i], stack)`).
 
     Reload with `load_model(path)`.
 
-    **Raises:** `ValueError` for a model that is not a `jaxdyn.rnn` model, or a stack.
+    **Raises:** `ValueError` for a model that is not a `jaxdyn.rnn` model, or a stack, and
+    for a `path` that is a folder or an existing file other than a jaxdyn model file (one
+    whose first line is not the JSON header of a model; a checkpoint is not a model file).
     """
     name = type(model).__name__
     if name not in _model_classes() or type(model) is not _model_classes()[name]:
@@ -89,7 +93,41 @@ def save_model(path: str | os.PathLike, model: Any) -> None:
     header = {"format": FORMAT, "kind": "model", "class": name, "n_in": model.n_in,
               "n_hidden": model.n_hidden, "n_out": model.n_out, "kwargs": model.config(),
               "dtype": str(model.W_out.dtype)}
+    _check_replaceable(path)
     _write(path, header, model)
+
+
+def _check_replaceable(path: str | os.PathLike) -> None:
+    """Raise unless `path` is free, an empty file, or a jaxdyn model file (which
+    `save_model` replaces)."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_dir():
+        raise ValueError(f"`path` ({str(path)!r}) is a folder; `save_model` writes a file. "
+                         f"Pass a file name, e.g. {str(path / 'model.eqx')!r}.")
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1)
+            if not first:
+                return  # an empty file holds nothing to lose
+            line = first + f.readline(_HEADER_LIMIT) if first == b"{" else b""
+    except OSError as e:
+        raise ValueError(f"`path` ({str(path)!r}) exists and could not be read to tell "
+                         f"whether it is a jaxdyn model file that `save_model` may replace "
+                         f"({e}).") from None
+    header = None
+    try:
+        header = json.loads(line.decode())
+    except (ValueError, UnicodeDecodeError):
+        pass
+    kind = header.get("kind") if isinstance(header, dict) else None
+    if kind == "model":
+        return
+    what = ("a jaxdyn checkpoint, not a model file" if kind == "checkpoint" else
+            "not a jaxdyn model file (its first line is not the JSON header of one)")
+    raise ValueError(f"`path` ({str(path)!r}) exists and is {what}; `save_model` replaces only "
+                     f"model files. Pass another path, or delete the file first.")
 
 
 def load_model(path: str | os.PathLike) -> Any:

@@ -6,17 +6,18 @@ each chunk is one call of the same compiled program, spread over every local dev
 memory stays at one chunk's worth however many points there are. With several JAX processes
 (`jax.distributed.initialize`), process `r` of `P` runs chunks `r, r + P, …` and the results
 are gathered with JAX's own collectives. With `out=folder` every finished chunk is written
-atomically; a rerun of the same sweep loads them instead of computing them again.
+atomically; a rerun of the same sweep (the same traced program of `fn`, or the same `key=`, over
+the same points) loads them instead of computing them again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,12 @@ from ._progress import as_meter
 from ._solution import RESULTS
 from ._validate import check_int, check_positive, describe
 
-_FORMAT = 1
+_FORMAT = 2  # 2: a sweep is identified by its traced program (or `key`), not its source text
 _AXIS = "points"
 _STRUCTURE = "structure.pkl"  # the output PyTree structure of a batched sweep
 _CPU_CAP, _ACCEL_CAP = 4096, 65536  # the largest default chunk per device
 _PROBE = 8  # points per device in the compiled probe that sizes chunks from the memory budget
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")  # object addresses in reprs differ between processes
 
 
 class SweepResult(eqx.Module):
@@ -92,6 +94,7 @@ def sweep(
     chunk_size: int | None = None,
     budget: int | None = None,
     out: str | os.PathLike | None = None,
+    key: str | None = None,
     progress: Any = True,
     batched: bool = False,
 ) -> SweepResult:
@@ -101,8 +104,7 @@ def sweep(
 
     - `fn`: a function of one point (a PyTree like `params` without its leading axis) that
       `jax.jit` and `jax.vmap` can trace, returning a PyTree of arrays: one call of
-      `jd.fixed_points`, `jd.simulate`, `jd.train`, … Give it a `__name__` you will recognise:
-      it is part of the sweep's identity in `out`.
+      `jd.fixed_points`, `jd.simulate`, `jd.train`, …
     - `params`: a PyTree of arrays sharing a leading axis, the sweep points (see `grid_params`
       for a product grid).
     - `chunk_size`: points per chunk. Default: as many as fit the memory budget (half the
@@ -110,16 +112,25 @@ def sweep(
       most 4,096 per CPU device or 65,536 per accelerator.
     - `budget`: the memory budget in bytes for the default chunk size.
     - `out`: a folder for a resumable sweep. Every finished chunk is written there atomically
-      with a manifest naming the sweep (its function and a hash of `params`); rerunning the
-      same sweep loads the finished chunks and computes only the rest. A folder that holds
-      another sweep raises `ValueError`.
+      with a manifest that identifies the sweep by what determines its values: a hash of
+      `params` (structure, shapes and values) and of the program `fn` traces to on one point
+      (its jaxpr, with every constant it captures: closed-over arrays and Python numbers,
+      `functools.partial` arguments, the helpers it calls), and `fn`'s output structure.
+      Rerunning the same sweep loads the finished chunks and computes only the rest; a folder
+      that holds another sweep raises `ValueError`, so that old and new results never mix.
+    - `key`: a string that identifies `fn` in `out` in place of its traced program: for a
+      function whose jaxpr differs between runs though its values do not, for `batched=True`
+      (where `fn` is not traced, and `out` needs a `key`), or to decide yourself when finished
+      chunks are reused (e.g. `key="ctrnn-fixed-points-v2"`; change it whenever `fn` changes).
+      The points and the output structure are still checked. What the jaxpr cannot show, a
+      host callback's Python code, is covered only by a `key`.
     - `progress`: `True` for a bar (points done, points per second, time left), `False`, or a
       progress meter (`jd.TqdmProgressMeter(...)`).
     - `batched`: `fn` takes a whole chunk (every leaf with `chunk_size` points on axis 0; the
       last chunk padded by repeating its last point) and returns arrays with the points on
       axis 0. For calls that batch themselves but cannot be traced, such as `jd.train` on a
       stack of networks; `sweep` then only chunks, resumes, splits over processes and shows
-      progress (default chunk: all points at once).
+      progress (default chunk: all points at once). With `out`, pass a `key`.
 
     Chunks are spread over all local devices (a chunk is padded to a multiple of their number
     by repeating its last point). Under `jax.distributed` every process takes every `P`-th
@@ -129,9 +140,14 @@ def sweep(
     **Returns:** a `SweepResult` with `values` (axis 0 = points) and a status per point. A
     point whose output is NaN is reported there and does not stop the sweep.
 
+    With `out`, a chunk's file is written as soon as the chunk is finished, also when a later
+    chunk raises, so that a rerun (after a passing failure, or with `fn` fixed under the same
+    `key`) computes only the chunks that are missing.
+
     **Raises:** `ValueError` for `params` without a common leading axis, a `fn` that cannot be
-    traced on one point (naming the point's leaves), a bad `chunk_size` or `budget`, or an
-    `out` folder that holds a different sweep.
+    traced on one point (naming the point's leaves), a bad `chunk_size`, `budget` or `key`,
+    `batched=True` with `out` but no `key`, or an `out` folder that holds a different sweep
+    (naming what differs).
     """
     if not callable(fn):
         raise ValueError(f"`fn` must be a function of one sweep point; got {type(fn).__name__}.")
@@ -141,16 +157,25 @@ def sweep(
         check_positive(budget, "budget")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise ValueError(f"`key` must be a non-empty string that names what `fn` computes; got "
+                         f"{describe(key)}.")
+    if batched and out is not None and key is None:
+        raise ValueError("`out` with `batched=True` needs a `key`: a batched `fn` is not traced, "
+                         "so nothing else tells whether the finished chunks in `out` were "
+                         "computed by the same function. Pass e.g. key=\"train-seeds-v1\", and "
+                         "change it whenever `fn` changes.")
     devices = jax.local_devices()
-    out_def = None
+    out_def, program = None, None
     if batched:
         run = fn
     else:
-        out_def = _output_structure(fn, jax.tree_util.tree_unflatten(
+        program, out_def = _trace(fn, jax.tree_util.tree_unflatten(
             treedef, [a[0] for a in leaves]))
         run = _Program(fn, devices)
-    identity = _identity(fn, leaves, treedef, batched)
-    folder, manifest = (None, None) if out is None else _open(out, identity)
+    identity = None if out is None else _identity(program, out_def, key, leaves, treedef,
+                                                  batched)
+    folder, manifest = (None, None) if out is None else _open(out, identity, _name(fn))
     if manifest is not None and chunk_size not in (None, manifest["chunk_size"]):
         raise ValueError(f"`out` ({folder}) holds this sweep in chunks of "
                          f"{manifest['chunk_size']} points; got chunk_size={chunk_size}. Pass "
@@ -182,22 +207,38 @@ def sweep(
     size = lambda i: min(chunk, n - i * chunk)  # noqa: E731 (points in chunk i, unpadded)
     finished = sum(map(size, done))
     handle = as_meter(progress, "sweep", "point").open(sum(map(size, mine)), initial=finished)
+
+    def finish(i: int, tree: PyTree) -> None:  # read chunk i back, keep it and write its file
+        nonlocal out_def, finished
+        if batched:
+            tree = _check_batched_output(tree, width, out_def)
+            if out_def is None:
+                out_def = jax.tree_util.tree_structure(tree)
+                if folder is not None:
+                    write_atomic(folder / _STRUCTURE, pickle.dumps(out_def))
+        store.save(i, slot[i], tree)
+        done.add(i)
+        finished += size(i)
+        handle.update(finished, chunks=f"{len(done)}/{len(mine)}")
+
     try:
-        pending = None  # the chunk in flight: dispatch the next before reading it back
+        # The chunk in flight. A finished one is written before the next is dispatched (a
+        # dispatch can run a whole chunk: host callbacks on a CPU, a batched `fn`); one still
+        # computing is read back once the next is queued, so that the device keeps working.
+        pending = None
         for i in [i for i in mine if i not in done] + [None]:
-            launched = None if i is None else (i, run(_take(leaves, treedef, i * chunk, width, n)))
+            if pending is not None and _ready(pending[1]):
+                finish(*pending)
+                pending = None
+            try:
+                launched = None if i is None else (
+                    i, run(_take(leaves, treedef, i * chunk, width, n)))
+            except Exception:
+                if pending is not None:  # write the chunk before it, then raise
+                    finish(*pending)
+                raise
             if pending is not None:
-                tree = pending[1]
-                if batched:
-                    tree = _check_batched_output(tree, width, out_def)
-                    if out_def is None:
-                        out_def = jax.tree_util.tree_structure(tree)
-                        if folder is not None:
-                            write_atomic(folder / _STRUCTURE, pickle.dumps(out_def))
-                store.save(pending[0], slot[pending[0]], tree)
-                done.add(pending[0])
-                finished += size(pending[0])
-                handle.update(finished, chunks=f"{len(done)}/{len(mine)}")
+                finish(*pending)
             pending = launched
     finally:
         handle.close()
@@ -209,9 +250,10 @@ def sweep(
     return SweepResult(values=values, result=_status(values, n))
 
 
-def _output_structure(fn: Callable, point: PyTree):
+def _trace(fn: Callable, point: PyTree):
+    """`fn`'s program on one point (a `ClosedJaxpr`) and its output structure."""
     try:
-        out_shape = jax.eval_shape(fn, point)
+        program, out_shape = jax.make_jaxpr(fn, return_shape=True)(point)
     except Exception as e:  # report which point the trace failed on, with its leaves
         raise ValueError(
             f"`fn` could not be traced on one point of `params` ({_describe_point(point)}): "
@@ -222,7 +264,13 @@ def _output_structure(fn: Callable, point: PyTree):
         if not isinstance(leaf, jax.ShapeDtypeStruct):
             raise ValueError(f"`fn` must return a PyTree of arrays; its output at "
                              f"{jax.tree_util.keystr(path) or 'the root'} is {leaf!r}.")
-    return jax.tree_util.tree_structure(out_shape)
+    return program, jax.tree_util.tree_structure(out_shape)
+
+
+def _ready(tree: PyTree) -> bool:
+    """Whether every array of a chunk's output is computed (host arrays always are)."""
+    return all(leaf.is_ready() for leaf in jax.tree_util.tree_leaves(tree)
+               if isinstance(leaf, jax.Array))
 
 
 def _check_batched_output(tree: PyTree, width: int, out_def) -> PyTree:
@@ -277,23 +325,34 @@ def _name(fn: Callable) -> str:
     return f"{module}.{name}".lstrip(".")
 
 
-def _identity(fn: Callable, leaves: list, treedef, batched: bool) -> str:
-    """A hash of the function's name and source and of every point's values."""
-    h = hashlib.sha256()
-    h.update(f"{_name(fn)} batched={batched}".encode())
-    try:
-        h.update(inspect.getsource(fn).encode())
-    except (OSError, TypeError):  # built-ins, lambdas typed at a prompt, callable objects
-        pass
-    h.update(str(treedef).encode())
-    for a in leaves:
+def _identity(program, out_def, key: str | None, leaves: list, treedef,
+              batched: bool) -> dict:
+    """What identifies a sweep in its folder: hashes of the points (structure, shapes, values),
+    of `fn`'s traced program (jaxpr text and constants) or else its `key`, and of its output
+    structure."""
+    points = _digest(str(treedef), *leaves)
+    output = None if out_def is None else _digest(str(out_def))
+    if key is not None or program is None:
+        return {"batched": batched, "points": points, "key": key, "program": None,
+                "output": output}
+    consts = [jax.random.key_data(c) if isinstance(c, jax.Array) and
+              jnp.issubdtype(c.dtype, jax.dtypes.prng_key) else c for c in program.consts]
+    return {"batched": batched, "points": points, "key": None,
+            "program": _digest(str(program.jaxpr), *consts), "output": output}
+
+
+def _digest(text: str, *arrays) -> str:
+    """A SHA-256 of `text` (object addresses removed: they differ between processes) and of
+    the arrays' dtypes, shapes and bytes."""
+    h = hashlib.sha256(_ADDRESS.sub("0x", text).encode())
+    for a in arrays:
         a = np.ascontiguousarray(np.asarray(a))
-        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(f"|{a.dtype}{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
 
 
-def _open(out, identity: str):
+def _open(out, identity: dict, name: str):
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`out` must be a folder; {folder} is a file.")
@@ -306,15 +365,47 @@ def _open(out, identity: str):
         return folder, None
     try:
         manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"`out`: the manifest {path} cannot be read ({e}).") from e
-    if manifest.get("format") != _FORMAT or manifest.get("identity") != identity:
+    differs = _difference(manifest, identity, name)
+    if differs is not None:
         raise ValueError(
             f"`out` ({folder}) holds another sweep (of {manifest.get('function', '?')} over "
-            f"{manifest.get('points', '?')} points); this one differs in its function or "
-            f"`params`. Use another folder, or delete that one to start again."
-        )
+            f"{manifest.get('points', '?')} points): {differs}. Its finished chunks would mix "
+            f"with this sweep's values; pass a new `out` folder, or delete {folder} to start "
+            f"again.")
     return folder, manifest
+
+
+def _difference(manifest: dict, identity: dict, name: str) -> str | None:
+    """What differs between the sweep in a manifest and this one, in words; None if nothing."""
+    fmt = manifest.get("format")
+    old = manifest.get("identity")
+    if fmt != _FORMAT or not isinstance(old, dict):
+        return (f"it was written in sweep format {fmt!r}, which identifies a sweep otherwise "
+                f"than this jaxdyn (format {_FORMAT}) does, so it cannot be matched to this one")
+    if old.get("batched") != identity["batched"]:
+        return (f"it was run with batched={old.get('batched')}, this call has "
+                f"batched={identity['batched']}")
+    if old.get("points") != identity["points"]:
+        return "its `params` differ from this call's (in structure, shapes or values)"
+    if old.get("key") != identity["key"]:
+        if identity["key"] is None:
+            return (f"it was written with key={old.get('key')!r} and this call passes no "
+                    f"`key`")
+        if old.get("key") is None:
+            return (f"it was identified by the traced program of its `fn` and this call "
+                    f"passes key={identity['key']!r}")
+        return f"it was written with key={old.get('key')!r}, this call passes {identity['key']!r}"
+    if old.get("program") != identity["program"]:
+        return (f"`fn` ({name}) traces to another program than the function that wrote it: "
+                f"its jaxpr or its constants differ (a changed closed-over value, "
+                f"`functools.partial` argument, called helper or option)")
+    if old.get("output") != identity["output"]:
+        return f"`fn` ({name}) returns another structure than the function that wrote it"
+    return None
 
 
 class _Program:

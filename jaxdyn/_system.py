@@ -191,21 +191,37 @@ def args_jacobian(
 
 def growth_rates(system: Any, eigvals: Array) -> Array:
     """Eigenvalues as growth rates in the system's own sense: `Re λ` for a flow,
-    `log|μ|` for a map. A direction is unstable where the rate is positive."""
+    `log|μ|` for a map. A direction is unstable where the rate is positive; a NaN eigenvalue
+    gives a NaN rate, which is neither."""
     if as_system(system).discrete:
         return jnp.log(jnp.abs(eigvals))
     return jnp.real(eigvals)
 
 
 def n_unstable(system: Any, eigvals: Array, tol: float = 0.0) -> Array:
-    """Number of unstable directions (`Re λ > tol` for a flow, `|μ| > 1 + tol` for a map)."""
+    """Number of unstable directions (`Re λ > tol` for a flow, `|μ| > 1 + tol` for a map),
+    over the last axis of `eigvals`.
+
+    **Returns:** an integer array; −1 where any eigenvalue is NaN or infinite (the
+    eigenvalues of a Jacobian that could not be evaluated), as in `FixedPoints.n_unstable`:
+    such a point is never counted as having no unstable direction.
+    """
     if as_system(system).discrete:
-        return jnp.sum(jnp.abs(eigvals) > 1.0 + tol, axis=-1)
-    return jnp.sum(jnp.real(eigvals) > tol, axis=-1)
+        count = jnp.sum(jnp.abs(eigvals) > 1.0 + tol, axis=-1)
+    else:
+        count = jnp.sum(jnp.real(eigvals) > tol, axis=-1)
+    return jnp.where(_all_finite(eigvals), count, -1)
 
 
 def is_stable(system: Any, eigvals: Array) -> Array:
-    """Linear stability: every `Re λ < 0` (flow) or every `|μ| < 1` (map)."""
+    """Linear stability: every `Re λ < 0` (flow) or every `|μ| < 1` (map), over the last
+    axis of `eigvals`; False where any eigenvalue is NaN or infinite."""
     if as_system(system).discrete:
-        return jnp.all(jnp.abs(eigvals) < 1.0, axis=-1)
-    return jnp.all(jnp.real(eigvals) < 0.0, axis=-1)
+        inside = jnp.all(jnp.abs(eigvals) < 1.0, axis=-1)
+    else:
+        inside = jnp.all(jnp.real(eigvals) < 0.0, axis=-1)
+    return inside & _all_finite(eigvals)
+
+
+def _all_finite(eigvals: Array) -> Array:
+    return jnp.all(jnp.isfinite(eigvals), axis=-1)

@@ -67,6 +67,33 @@ def test_save_model_refusals(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_save_model_replaces_only_model_files(tmp_path):
+    gru, lstm = jd.rnn.GRU(2, 4, 1, key=jr.PRNGKey(0)), jd.rnn.LSTM(2, 3, 1, key=jr.PRNGKey(1))
+    path = tmp_path / "m.eqx"
+    jd.save_model(path, gru)
+    jd.save_model(path, lstm)  # a model file is replaced, as is an empty file
+    assert type(jd.load_model(path)) is jd.rnn.LSTM
+    (tmp_path / "empty.eqx").touch()
+    jd.save_model(tmp_path / "empty.eqx", gru)
+    assert type(jd.load_model(tmp_path / "empty.eqx")) is jd.rnn.GRU
+    save_checkpoint(tmp_path / "c.eqx", gru, 3, {"model": "a"})
+    (tmp_path / "notes.txt").write_text("results of the long run\n")
+    np.save(tmp_path / "data.npy", np.arange(5.0))
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    kept = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    for name, match in (("c.eqx", "a jaxdyn checkpoint, not a model file"),
+                        ("notes.txt", "not a jaxdyn model file"),
+                        ("data.npy", "not a jaxdyn model file"),
+                        ("log.jsonl", "not a jaxdyn model file")):
+        with pytest.raises(ValueError, match=rf"`path` \('.*{name}'\) exists and is {match}"):
+            jd.save_model(tmp_path / name, gru)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        jd.save_model(tmp_path / "folder", gru)
+    # Nothing was touched, and no temporary file was left behind.
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()} == kept
+
+
 def test_bad_model_files_name_the_file(tmp_path):
     jd.save_model(tmp_path / "good.eqx", jd.rnn.LSTM(2, 4, 1, key=jr.PRNGKey(0)))
     data = (tmp_path / "good.eqx").read_bytes()

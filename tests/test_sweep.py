@@ -1,8 +1,11 @@
-"""Sweeps: equal to a plain vmap (bitwise, float64), resumable, sharded over forced host
-devices, split over two JAX processes, and surviving SIGKILL."""
+"""Sweeps: equal to a plain vmap (bitwise, float64), resumable only by the same work (the same
+traced program or key, the same points), sharded over forced host devices, split over two JAX
+processes, and surviving SIGKILL or an error in a later chunk."""
 
+import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -110,12 +113,16 @@ def test_resume_loads_finished_chunks_and_computes_the_rest(tmp_path, reference)
 
 def test_out_folder_of_another_sweep_is_refused(tmp_path):
     out = tmp_path / "sweep"
-    jd.sweep(equilibria, PARAMS, chunk_size=80, out=out, progress=False)
+    first = jd.sweep(equilibria, PARAMS, chunk_size=80, out=out, progress=False)
     other = dict(PARAMS, I=PARAMS["I"] + 0.5)
-    with pytest.raises(ValueError, match="holds another sweep"):
+    with pytest.raises(ValueError, match="holds another sweep.*`params` differ"):
         jd.sweep(equilibria, other, out=out, progress=False)
-    with pytest.raises(ValueError, match="holds another sweep"):
-        jd.sweep(lambda p: equilibria(p), PARAMS, out=out, progress=False)
+    with pytest.raises(ValueError, match="holds another sweep.*another program"):
+        jd.sweep(lambda p: equilibria(dict(p, I=p["I"] + 0.5)), PARAMS, out=out,
+                 progress=False)
+    # A wrapper that traces to the same program is the same sweep: everything is loaded.
+    again = jd.sweep(lambda p: equilibria(p), PARAMS, out=out, progress=False)
+    np.testing.assert_array_equal(again.values["y"], first.values["y"])
     with pytest.raises(ValueError, match="chunk_size"):
         jd.sweep(equilibria, PARAMS, chunk_size=20, out=out, progress=False)
     stray = tmp_path / "stray"
@@ -123,6 +130,185 @@ def test_out_folder_of_another_sweep_is_refused(tmp_path):
     (stray / "chunk_000000.npz").write_bytes(b"")
     with pytest.raises(ValueError, match="no manifest"):
         jd.sweep(equilibria, PARAMS, out=stray, progress=False)
+    # A folder of format 1 (identified by the function's name and source) is not matched.
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(dict(manifest, format=1, identity="ab12")))
+    with pytest.raises(ValueError, match=r"holds another sweep.*sweep format 1.*delete"):
+        jd.sweep(equilibria, PARAMS, out=out, progress=False)
+
+
+# Small, fast sweeps for the identity of a sweep in its folder.
+POINTS = np.linspace(0.0, 1.0, 6)
+
+
+def _scaled(c):
+    """A new function of the same name and source for every `c` (as a rerun would build)."""
+
+    def scaled(p):
+        return jnp.sin(p) * c
+
+    return scaled
+
+
+def _helper(p):
+    return jnp.sin(p)
+
+
+def _calls_helper():
+    def calls_helper(p):
+        return 2.0 * _helper(p)
+
+    return calls_helper
+
+
+def _power(p, k):
+    return p**k
+
+
+def _shifted(p, k):
+    return p + k
+
+
+def _mtimes(folder):
+    return {f.name: f.stat().st_mtime_ns for f in sorted(folder.glob("chunk_*.npz"))}
+
+
+@pytest.mark.parametrize("make", [float, np.array, jnp.array])
+def test_closures_over_other_constants_are_refused(tmp_path, make):
+    """A Python number is a literal of the jaxpr, an array one of its constants."""
+    v1, v2 = (2.0, 2.5) if make is float else ([1.0, 2.0], [1.0, 2.5])
+    out = tmp_path / "s"
+    first = jd.sweep(_scaled(make(v1)), POINTS, chunk_size=4, out=out, progress=False)
+    np.testing.assert_allclose(first.values, np.multiply.outer(np.sin(POINTS), v1), rtol=1e-15)
+    written = _mtimes(out)
+    with pytest.raises(ValueError, match=rf"`out` \({re.escape(str(out))}\) holds another "
+                                         rf"sweep.*`fn` \(.*scaled\) traces to another "
+                                         rf"program.*new `out` folder"):
+        jd.sweep(_scaled(make(v2)), POINTS, out=out, progress=False)
+    # The same constant in a new closure is the same sweep: loaded, not computed again.
+    again = jd.sweep(_scaled(make(v1)), POINTS, out=out, progress=False)
+    np.testing.assert_array_equal(again.values, first.values)
+    assert _mtimes(out) == written and len(written) == 2
+
+
+def test_an_edited_helper_is_refused(tmp_path, monkeypatch):
+    """`fn`'s source is the same but a function it calls changed between the runs."""
+    out = tmp_path / "s"
+    jd.sweep(_calls_helper(), POINTS, chunk_size=4, out=out, progress=False)
+    monkeypatch.setitem(globals(), "_helper", lambda p: jnp.cos(p))
+    with pytest.raises(ValueError, match="another program"):
+        jd.sweep(_calls_helper(), POINTS, out=out, progress=False)
+    fresh = jd.sweep(_calls_helper(), POINTS, chunk_size=4, out=tmp_path / "t",
+                     progress=False)
+    np.testing.assert_allclose(fresh.values, 2.0 * np.cos(POINTS), rtol=1e-15)
+
+
+def test_partials_of_other_functions_or_arguments_are_refused(tmp_path):
+    out = tmp_path / "s"
+    first = jd.sweep(functools.partial(_power, k=3.0), POINTS, chunk_size=4, out=out,
+                     progress=False)
+    np.testing.assert_allclose(first.values, POINTS**3, rtol=1e-15)
+    for other in (functools.partial(_power, k=2.0), functools.partial(_shifted, k=3.0)):
+        with pytest.raises(ValueError, match="another program"):
+            jd.sweep(other, POINTS, out=out, progress=False)
+    written = _mtimes(out)
+    again = jd.sweep(functools.partial(_power, k=3.0), POINTS, out=out, progress=False)
+    np.testing.assert_array_equal(again.values, first.values)
+    assert _mtimes(out) == written
+    # An array argument is a constant of the program: its values count too.
+    jd.sweep(functools.partial(_shifted, k=np.array(1.0)), POINTS, out=tmp_path / "t",
+             progress=False)
+    with pytest.raises(ValueError, match="another program"):
+        jd.sweep(functools.partial(_shifted, k=np.array(1.5)), POINTS, out=tmp_path / "t",
+                 progress=False)
+
+
+def test_a_key_identifies_the_function_in_place_of_its_program(tmp_path):
+    out = tmp_path / "s"
+    first = jd.sweep(_scaled(2.0), POINTS, chunk_size=4, out=out, key="sin-v1", progress=False)
+    # Under the same key another program resumes: the key is the caller's word for it.
+    again = jd.sweep(_scaled(3.0), POINTS, out=out, key="sin-v1", progress=False)
+    np.testing.assert_array_equal(again.values, first.values)
+    with pytest.raises(ValueError, match=r"written with key='sin-v1', this call passes 'sin-v2'"):
+        jd.sweep(_scaled(2.0), POINTS, out=out, key="sin-v2", progress=False)
+    with pytest.raises(ValueError, match=r"key='sin-v1' and this call passes no `key`"):
+        jd.sweep(_scaled(2.0), POINTS, out=out, progress=False)
+    with pytest.raises(ValueError, match="returns another structure"):
+        jd.sweep(lambda p: {"y": _scaled(2.0)(p)}, POINTS, out=out, key="sin-v1",
+                 progress=False)
+    jd.sweep(_scaled(2.0), POINTS, out=tmp_path / "t", progress=False)
+    with pytest.raises(ValueError, match=r"traced program.*passes key='sin-v1'"):
+        jd.sweep(_scaled(2.0), POINTS, out=tmp_path / "t", key="sin-v1", progress=False)
+    for bad in (3, "", ["sin"]):
+        with pytest.raises(ValueError, match=r"`key` must be a non-empty string"):
+            jd.sweep(_scaled(2.0), POINTS, out=tmp_path / "u", key=bad, progress=False)
+    with pytest.raises(ValueError, match=r"`out` with `batched=True` needs a `key`"):
+        jd.sweep(lambda s: 2.0 * s, POINTS, batched=True, out=tmp_path / "u", progress=False)
+    assert not (tmp_path / "u").exists()
+
+
+_SMALL = """
+import functools, jax, jax.numpy as jnp, numpy as np, equinox as eqx
+import jaxdyn as jd
+
+SCALE = jnp.linspace(0.5, 1.0, 3)
+
+def checked(p, k):  # a custom JVP, a host callback and a closed-over array in the jaxpr
+    y = eqx.error_if(jax.nn.relu(p["a"]) * SCALE + k, p["a"] > 99.0, "out of range")
+    return {"y": y, "z": jnp.sin(p["b"]) ** 2}
+
+FN = functools.partial(checked, k=0.25)
+POINTS = {"a": np.linspace(-1.0, 1.0, 6), "b": np.ones((6, 2))}
+"""
+
+
+def test_another_process_resumes_the_same_sweep(tmp_path):
+    """The identity does not depend on the process: no addresses or hash order in it."""
+    space: dict = {}
+    exec(_SMALL, space)
+    out = tmp_path / "s"
+    first = jd.sweep(space["FN"], space["POINTS"], chunk_size=4, out=out, progress=False)
+    written = _mtimes(out)
+    script = _SMALL + textwrap.dedent(f"""
+        r = jd.sweep(FN, POINTS, out={str(out)!r}, progress=False)
+        np.save({str(tmp_path / "y.npy")!r}, r.values["y"])
+    """)
+    done = _run(script, env=dict(os.environ, PYTHONHASHSEED="7", JAX_ENABLE_X64="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _mtimes(out) == written  # loaded, not computed again
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), first.values["y"])
+
+
+def test_finished_chunks_are_written_when_a_later_chunk_raises(tmp_path):
+    def checked(p):
+        return eqx.error_if(2.0 * p, p > 5.0, "past five")
+
+    points = np.arange(10.0)  # chunks of 2: chunk 3 (points 6 and 7) raises
+    out = tmp_path / "s"
+    with pytest.raises(Exception, match="past five"):
+        jd.sweep(checked, points, chunk_size=2, out=out, key="double", progress=False)
+    assert sorted(_mtimes(out)) == [f"chunk_{i:06d}.npz" for i in range(3)]
+    # Fixed under the same key, the rerun loads chunks 0-2 and computes the rest.
+    fixed = jd.sweep(lambda p: 2.0 * p, points, out=out, key="double", progress=False)
+    np.testing.assert_array_equal(fixed.values, 2.0 * points)
+    assert len(_mtimes(out)) == 5
+
+    @jax.jit
+    def grow(s):  # some milliseconds of work
+        w = jnp.full((300, 300), 1e-3)
+        m = jax.lax.fori_loop(0, 200, lambda _, m: jnp.tanh(m @ w) + 1.0,
+                              jnp.outer(s, jnp.ones(300)))
+        return m.sum(1)
+
+    def batched(s):  # a host loop over a chunk, as `jd.train` is
+        if np.max(np.asarray(s)) > 5.0:
+            raise RuntimeError("past five")
+        return grow(jnp.asarray(s))  # likely still computing when the next chunk raises
+
+    with pytest.raises(RuntimeError, match="past five"):
+        jd.sweep(batched, points, chunk_size=2, batched=True, out=tmp_path / "b", key="b",
+                 progress=False)
+    assert sorted(_mtimes(tmp_path / "b")) == [f"chunk_{i:06d}.npz" for i in range(3)]
 
 
 def test_bad_input_names_the_leaf():
@@ -156,12 +342,13 @@ def test_batched_training_sweep_over_seeds(tmp_path):
 
     seeds = np.arange(5)
     r = jd.sweep(train_seeds, seeds, chunk_size=2, batched=True, out=tmp_path / "s",
-                 progress=False)
+                 key="train-seeds", progress=False)
     assert r.values.shape[0] == 5 and bool(np.all(r.ok))
     alone = np.concatenate([np.asarray(train_seeds(jnp.asarray(seeds[:2]))),
                             np.asarray(train_seeds(jnp.asarray(seeds[2:4])))])
     np.testing.assert_allclose(r.values[:4], alone, rtol=1e-6)
-    again = jd.sweep(train_seeds, seeds, batched=True, out=tmp_path / "s", progress=False)
+    again = jd.sweep(train_seeds, seeds, batched=True, out=tmp_path / "s", key="train-seeds",
+                     progress=False)
     np.testing.assert_array_equal(again.values, r.values)  # all three chunks loaded
     with pytest.raises(ValueError, match="axis 0"):
         jd.sweep(lambda s: jnp.zeros(3), seeds, chunk_size=2, batched=True, progress=False)

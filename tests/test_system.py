@@ -60,6 +60,29 @@ def test_stability_in_each_systems_own_sense():
     assert not bool(jd.is_stable(flow, jnp.array([0.0, -1.0])))  # marginal is not stable
 
 
+@pytest.mark.parametrize("discrete", [False, True])
+def test_nonfinite_eigenvalues_are_never_counted_stable(discrete):
+    system = jd.Map(linear) if discrete else jd.Flow(linear)
+    # The eigenvalues of an all-NaN Jacobian (what LAPACK returns) and of a Jacobian with one
+    # NaN entry: stable directions would have been counted, 0 unstable, before.
+    all_nan = jnp.linalg.eigvals(jnp.full((3, 3), jnp.nan))
+    assert bool(jnp.all(jnp.isnan(all_nan)))
+    assert int(jd.n_unstable(system, all_nan)) == -1
+    assert not bool(jd.is_stable(system, all_nan))
+    one = jnp.array([-0.1 + 0.2j, jnp.nan + 0j, -0.3 + 0j])  # the others stable (both)
+    assert int(jd.n_unstable(system, one)) == -1 and not bool(jd.is_stable(system, one))
+    assert int(jd.n_unstable(system, one, tol=10.0)) == -1
+    # An infinite eigenvalue: Re λ = −inf would pass `Re λ < 0`.
+    inf = jnp.array([-jnp.inf + 0j, -0.5 + 0j])
+    assert int(jd.n_unstable(system, inf)) == -1 and not bool(jd.is_stable(system, inf))
+    # Row by row over a stack, under jit.
+    stack = jnp.stack([jnp.array([0.1 + 0j, -0.2 + 0j, 0.3 + 0j]), one, all_nan])
+    counts = jax.jit(lambda e: jd.n_unstable(system, e))(stack)
+    assert counts.tolist() == [0 if discrete else 2, -1, -1]
+    assert jax.jit(lambda e: jd.is_stable(system, e))(stack).tolist() == [discrete, False,
+                                                                          False]
+
+
 def test_jacobian_under_jit_vmap_and_grad():
     model = jd.rnn.CTRNN(2, 5, 1, key=jr.PRNGKey(1))
     xs = jr.normal(jr.PRNGKey(2), (4, 5))
