@@ -46,6 +46,7 @@ STABLE, SADDLE, UNSTABLE, MARGINAL, NONFINITE = 0, 1, 2, 3, 4
 _METHODS = {"auto": lambda: Fallback(Newton(), NewtonQ()), "newton": Newton,
             "lm": LevenbergMarquardt, "q": NewtonQ}
 _MERGE = 10.0  # points closer than this many times their summed errors are one point
+_POLISH = 8  # the most undamped Newton steps that finish a slow point
 
 
 class FixedPoints(eqx.Module):
@@ -340,6 +341,7 @@ def _find(system, x0s, args, tol, *, args_axis, solver, max_steps, chunk, meter)
     fps = FixedPoints(x=r.x, q=r.q, residual=r.residual, error=r.error, converged=r.converged,
                       steps=r.steps, result=r.result, point=-jnp.ones(k, jnp.int32), args=args,
                       valid=jnp.ones(k, bool), discrete=system.discrete)
+    fps = _polish_slow(system, fps, tol, min(chunk, 16))
     return eqx.tree_at(lambda f: f.point, fps, _group(fps, jnp.zeros((), x0s.dtype)))
 
 
@@ -390,11 +392,13 @@ def _lin_fields(fps: FixedPoints) -> list:
 def _linearise_point(system, x, u, mtol) -> dict:
     """Jacobian, sorted eigen-decomposition with left eigenvectors, and stability at `x`."""
     jac = jacobian(system, x, u)
-    finite = jnp.all(jnp.isfinite(jac))
-    safe = jnp.where(finite, jac, 0.0)
+    safe = jnp.where(jnp.all(jnp.isfinite(jac)), jac, 0.0)
     # Eigenvector derivatives assume distinct eigenvalues; without them no gradient could
     # flow through a FixedPoints at all (its eigenvectors are always computed).
     w, v = jax.lax.linalg.eig(safe, compute_left_eigenvectors=False, enable_eigvec_derivs=True)
+    # A failed eigen-decomposition of a finite matrix is no more a stable point than a
+    # non-finite Jacobian is.
+    finite = jnp.all(jnp.isfinite(jac)) & jnp.all(jnp.isfinite(w))
     rates = jnp.log(jnp.abs(w)) if system.discrete else jnp.real(w)
     order = jnp.argsort(-rates)
     w, v, rates = w[order], v[:, order], rates[order]
@@ -414,38 +418,102 @@ def _linearise_point(system, x, u, mtol) -> dict:
                 stability=jnp.where(finite, label, NONFINITE), input_jacobian=input_jac)
 
 
-@eqx.filter_jit
-def _linearise_rows(system, fps: FixedPoints, rows, mtol, chunk: int = 16) -> FixedPoints:
-    """Linearise the rows where `rows` is True, `chunk` at a time; other rows are padding
-    (NaN, −1)."""
-    k = fps.x.shape[0]
-    rows = rows & jnp.all(jnp.isfinite(fps.x), -1)
+def _map_rows(one, rows, k: int, chunk: int) -> dict:
+    """`one(i)` for every row `i` where `rows` is True, `chunk` rows at a time, scattered back
+    into row order; the other rows are padding (NaN, −1, False).
+
+    Chunks past the last selected row are skipped: a batch of 1,024 starts with 5 distinct
+    points pays for one chunk (`cond` keeps this reverse-differentiable)."""
     (idx,) = jnp.nonzero(rows, size=k, fill_value=0)
     count = jnp.sum(rows)
-    x = jnp.where(jnp.all(jnp.isfinite(fps.x), -1, keepdims=True), fps.x, 0.0)
-    one = lambda i: _linearise_point(system, x[i], jax.tree_util.tree_map(
-        lambda a: a[i], fps.args), mtol)
     shapes = jax.eval_shape(one, 0)
     n_chunks = -(-k // chunk)
 
     def body(_, i):
-        # Chunks past the last row are skipped: a batch of 1,024 starts with 5 distinct
-        # points pays for one chunk (`cond` keeps this reverse-differentiable).
         pos = i * chunk + jnp.arange(chunk)
         take = idx[jnp.clip(pos, 0, k - 1)]
         skip = lambda: jax.tree_util.tree_map(
             lambda s: jnp.full((chunk,) + s.shape, _fill(s.dtype), s.dtype), shapes)
         return None, jax.lax.cond(i * chunk < count, lambda: jax.vmap(one)(take), skip)
 
-    _, lin = jax.lax.scan(body, None, jnp.arange(n_chunks))
+    _, vals = jax.lax.scan(body, None, jnp.arange(n_chunks))
     pos = jnp.arange(n_chunks * chunk)
     target = jnp.where(pos < count, idx[jnp.clip(pos, 0, k - 1)], k)
-    # The buffers start as padding, so only the linearised rows are written.
-    out = jax.tree_util.tree_map(
+    # The buffers start as padding, so only the selected rows are written.
+    return jax.tree_util.tree_map(
         lambda s, v: jnp.full((k,) + s.shape, _fill(s.dtype), s.dtype).at[target].set(
-            v.reshape((n_chunks * chunk,) + s.shape), mode="drop"), shapes, lin)
+            v.reshape((n_chunks * chunk,) + s.shape), mode="drop"), shapes, vals)
+
+
+def _row(fps: FixedPoints, i):
+    """The finite state (zeros in place of non-finite ones) and the args of row `i`."""
+    x = fps.x[i]
+    return (jnp.where(jnp.all(jnp.isfinite(x)), x, 0.0),
+            jax.tree_util.tree_map(lambda a: a[i], fps.args))
+
+
+@eqx.filter_jit
+def _linearise_rows(system, fps: FixedPoints, rows, mtol, chunk: int = 16) -> FixedPoints:
+    """Linearise the rows where `rows` is True, `chunk` at a time; other rows are padding
+    (NaN, −1)."""
+    rows = rows & jnp.all(jnp.isfinite(fps.x), -1)
+    out = _map_rows(lambda i: _linearise_point(system, *_row(fps, i), mtol), rows,
+                    fps.x.shape[0], chunk)
     return eqx.tree_at(lambda f: [getattr(f, name) for name in out], fps, list(out.values()),
                        is_leaf=lambda z: z is None)
+
+
+def _polish_slow(system, fps: FixedPoints, tol, chunk: int) -> FixedPoints:
+    """Finish the slow points with undamped Newton steps on ∇q = 0, and report as `error` the
+    size of the last Newton step `‖(∇²q)⁻¹∇q‖∞` from the final point.
+
+    The damped iteration that finds a slow point stops once ∇q is small relative to f, but q
+    is flat near a slow point (its Hessian's smallest eigenvalue is often 1e-4 of the
+    largest), so a small gradient can sit far from the minimum, and the damped step is then
+    much shorter than that distance. The exact-Hessian step measures it: in float32 it
+    predicts the distance to the float64 minimum to a few per cent. Steps are taken while they
+    lower ‖∇q‖ (at most `_POLISH` of them); where rounding stops them, the rejected step is
+    the size of the rounding scatter, and it is reported, so that two starts that stopped on
+    either side of one minimum are merged by `unique()`."""
+    rows = fps.slow & jnp.all(jnp.isfinite(fps.x), -1)
+
+    def one(i):
+        x, a = _row(fps, i)
+
+        def grad_q(y):
+            f, vjp = jax.vjp(lambda z: _residual(z, (system, a)), y)
+            return vjp(f)[0]
+
+        def newton(y):
+            g = grad_q(y)
+            hess = jax.jacfwd(grad_q)(y)
+            d = jnp.linalg.solve(0.5 * (hess + hess.T), -g)
+            return jnp.sqrt(jnp.sum(g**2)), jnp.where(jnp.all(jnp.isfinite(d)), d, jnp.inf)
+
+        def body(carry):
+            y, gnorm, d, _, n = carry
+            gnew, dnew = newton(y + d)
+            better = jnp.all(jnp.isfinite(d)) & (gnew < gnorm)
+            small = jnp.max(jnp.abs(dnew)) <= tol * jnp.maximum(1.0, jnp.max(jnp.abs(y + d)))
+            return (jnp.where(better, y + d, y), jnp.where(better, gnew, gnorm),
+                    jnp.where(better, dnew, d), ~better | small, n + 1)
+
+        gnorm, d = newton(x)
+        y, _, d, _, _ = jax.lax.while_loop(
+            lambda c: ~c[3] & (c[4] < _POLISH), body,
+            (x, gnorm, d, ~jnp.all(jnp.isfinite(d)), 0))
+        f = _residual(y, (system, a))
+        return dict(x=y, error=jnp.max(jnp.abs(d)), q=0.5 * jnp.sum(f**2),
+                    residual=jnp.max(jnp.abs(f)))
+
+    out = _map_rows(one, rows, fps.x.shape[0], chunk)
+    # A singular Hessian gives no estimate: the row keeps the iteration's own.
+    keep = rows & jnp.isfinite(out["error"])
+    error = jnp.where(keep, out["error"], fps.error)
+    x = jnp.where(keep[:, None], jax.lax.stop_gradient(out["x"]), fps.x)
+    return eqx.tree_at(lambda f: (f.x, f.error, f.q, f.residual), fps,
+                       (x, error, jnp.where(keep, out["q"], fps.q),
+                        jnp.where(keep, out["residual"], fps.residual)))
 
 
 def _fill(dtype):

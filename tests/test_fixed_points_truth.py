@@ -59,6 +59,28 @@ def polish(W, X, steps=60):
     return X, np.max(np.abs(res(X)), axis=1)
 
 
+def polish_minima(W, X, steps=40):
+    """Float64 Newton on ∇q = 0 (q = ½‖tanh(Wx) − x‖², exact Hessian) in NumPy, for slow
+    points `X [m, n]`. Returns the minima and ‖∇q‖∞ there."""
+    n = W.shape[0]
+    X = np.array(X, np.float64).reshape(-1, n)
+
+    def grad_hess(X):
+        t = np.tanh(X @ W.T)
+        f, d = t - X, 1 - t**2
+        J = d[:, :, None] * W[None] - np.eye(n)[None]
+        g = np.einsum("kij,ki->kj", J, f)
+        H = np.einsum("kij,kil->kjl", J, J) + np.einsum("ij,ki,il->kjl", W, -2 * f * t * d, W)
+        return g, H
+
+    for _ in range(steps):
+        g, H = grad_hess(X)
+        if np.max(np.abs(g)) < 1e-14:
+            break
+        X = X - np.linalg.solve(H, g[..., None])[..., 0]
+    return X, np.max(np.abs(grad_hess(X)[0]), axis=1)
+
+
 def distinct(points, tol=1e-7):
     out = []
     for p in points:
@@ -73,7 +95,8 @@ CASES = [(32, 1.2, 0), (32, 2.0, 2), (64, 1.6, 1), (64, 2.0, 2), (128, 1.2, 0), 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_unique_reports_every_true_fixed_point_once(dtype):
+def test_unique_reports_every_true_fixed_point_and_slow_point_once(dtype):
+    n_slow = 0
     for n, g, seed in CASES:
         model, W, x0s = network(n, g, seed, dtype)
         fps = jd.fixed_points(model, jnp.asarray(x0s), jnp.zeros(1, dtype), linearise=False)
@@ -101,3 +124,17 @@ def test_unique_reports_every_true_fixed_point_once(dtype):
             j = int(np.argmin([np.max(np.abs(r - t)) for t in truth]))
             assert hits[j] == 1, (n, g, dtype, hits)
         assert hits.max() <= 1 and hits.sum() == len(reached)
+        # Slow points (local minima of q with q > 0): each minimum once, and each reported
+        # point within its error estimate of the minimum its float64 polish reaches.
+        slow = np.asarray(u.valid & u.slow)
+        points, errors = np.asarray(u.x)[slow], np.asarray(u.error)[slow]
+        if not len(points):
+            continue
+        minima, grad = polish_minima(W, points)
+        assert np.all(grad < 1e-10)
+        moved = np.max(np.abs(minima - points), axis=1)
+        assert np.all(moved <= 4 * errors + 50 * np.finfo(dtype).eps), (n, g, moved / errors)
+        assert len(distinct(minima, 1e-6)) == len(minima), (n, g, dtype)
+        n_slow += len(minima)
+    print(dtype, n_slow)
+    assert n_slow >= 20  # the cases do exercise slow points
