@@ -73,6 +73,28 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "smallest step (a singular point the branch cannot pass, or the end of the branch). "
         "Lower `ds_min`, or raise `tol`."
     )
+    continuation_max_steps = (
+        "The branch used all `max_steps` continuation steps before it left `bounds` or "
+        "closed on itself: it is cut short, and special points beyond its end are missing. "
+        "Raise `max_steps` (or `ds_max`), or narrow `bounds`."
+    )
+    continuation_max_points = (
+        "The branch filled its `max_points` point buffer before it left `bounds` or closed on "
+        "itself: it is cut short, and special points beyond its end are missing. Raise "
+        "`max_points` (or `ds_max`), or narrow `bounds`."
+    )
+    continuation_max_events = (
+        "The branch crossed more special points than its `max_events` slots hold; the ones "
+        "that did not fit were dropped. Raise `max_events`."
+    )
+    continuation_outside_bounds = (
+        "The starting parameter is outside `bounds` (a traced value inside `jit`); nothing "
+        "was continued. Start inside `bounds`, or widen them."
+    )
+    continuation_switch_step = (
+        "`h`, the distance of the first point along the new branch, is zero or not finite "
+        "(a traced value inside `jit`); nothing was continued. Pass a finite `h` ≠ 0."
+    )
 
 
 def is_successful(result: RESULTS) -> Bool[Array, ...]:
