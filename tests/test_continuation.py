@@ -59,6 +59,7 @@ def test_cusp_folds(cusp_branch):
 def test_cusp_fold_curve(cusp_branch):
     curve = jd.bifurcation_curve(systems.cusp(), cusp_branch, 0, parameter2=second,
                                  bounds2=(-1.0, 2.0), ds_max=0.05)
+    assert curve.result == jd.RESULTS.successful  # both ends leave `bounds2`
     valid = np.asarray(curve.valid)
     a, b = np.asarray(curve.p)[valid], np.asarray(curve.p2)[valid]
     assert curve.kind == "fold" and valid.sum() > 20
@@ -315,3 +316,104 @@ def test_discrete_rnn_pitchfork_and_float32():
     assert br32.x.dtype == jnp.float32 and br32.p.dtype == jnp.float32
     (bp32,) = _kind(br32, "branch point")
     assert abs(float(br32.special.p[bp32]) - 1.0) < 1e-4
+
+
+# --- statuses: a branch cut short by a budget says so ----------------------------------------
+
+
+def _codes(result):
+    return np.asarray(result._value).tolist()
+
+
+def test_truncated_branch_statuses(cusp_branch):
+    R = jd.RESULTS
+    ok = R.successful._value
+    # The fixture's program (the steps are traced): 500 steps of 0.001 reach neither bound.
+    cut = jd.continuation(systems.cusp(), jnp.array([-1.0]), -1.0, CUSP_ARGS, parameter=first,
+                          bounds=(-2.0, 2.0), tests=(jd.Fold(),), ds=1e-3, ds_max=1e-3)
+    assert cut.result == R.continuation_max_steps
+    assert _codes(cut.ends) == [R.continuation_max_steps._value] * 2
+    assert "max_steps" in repr(cut) and "backward and forward ends" in repr(cut)
+    # The fixture's branch left its bounds both ways: it ended normally.
+    assert cusp_branch.result == R.successful and _codes(cusp_branch.ends) == [ok, ok]
+
+
+def test_statuses_under_jit_and_vmap():
+    R = jd.RESULTS
+
+    def run(x0, p0, low, high, ds_max):
+        return jd.continuation(systems.cusp(), x0[None], p0, CUSP_ARGS, parameter=first,
+                               bounds=(low, high), tests=(jd.Fold(),), ds_max=ds_max,
+                               max_steps=40, max_points=25, max_events=1, throw=False)
+
+    # x0, p0, bounds, ds_max of: a branch that leaves narrow bounds both ways; one cut short
+    # by its 25-point buffer going forward; two folds going forward with one slot; one fold
+    # each way (each direction fits, the two together do not); a traced start outside its
+    # bounds (eagerly a ValueError).
+    cases = np.array([[-1.3, -1.0, -1.2, -0.8, 0.1], [-1.3, -1.0, -2.0, 2.0, 0.05],
+                      [-0.76, 0.3, -0.5, 0.5, 0.2], [0.0, 0.0, -0.5, 0.5, 0.2],
+                      [-1.3, -1.0, -0.9, 2.0, 0.1]])
+    batch = jax.jit(jax.vmap(run))(*jnp.asarray(cases.T))
+    np.testing.assert_array_equal(batch.result == R.continuation_max_points,
+                                  [False, True, False, False, False])
+    ok, events = R.successful._value, R.continuation_max_events._value
+    assert _codes(batch.result) == [ok, R.continuation_max_points._value, events, events,
+                                    R.continuation_outside_bounds._value]
+    assert _codes(batch.ends) == [[ok, ok], [ok, R.continuation_max_points._value],
+                                  [ok, events], [ok, ok],
+                                  [R.continuation_outside_bounds._value] * 2]
+    assert list(np.asarray(batch.special.valid).sum(axis=1)) == [0, 0, 1, 1, 0]
+    p = np.asarray(batch.p[0])[np.asarray(batch.valid[0])]
+    assert p.min() < -1.2 and p.max() > -0.8 and int(batch.count[4]) == 0
+    for i, word in enumerate(("", "max_points", "max_events", "max_events",
+                              "outside `bounds`")):
+        one = jax.tree_util.tree_map(lambda a, i=i: a[i], batch)
+        assert word in R[one.result]
+        assert ("status:" in repr(one)) == bool(word)
+
+
+def test_closed_branch_ends_once_round():
+    # x² + p² = 1: a circle of equilibria with folds at p = ±1, followed once round (the
+    # backward direction, which would go round the other way, is dropped).
+    circle = jd.Flow(lambda t, x, p: x**2 + p**2 - 1)
+    br = jd.continuation(circle, jnp.array([1.0]), 0.0, bounds=(-2.0, 2.0), tests=(jd.Fold(),),
+                         max_steps=100)
+    assert br.result == jd.RESULTS.successful
+    assert _codes(br.ends) == [jd.RESULTS.successful._value] * 2
+    n = int(br.count)
+    np.testing.assert_allclose(br.x[n - 1], br.x[0])  # the last point is the start
+    assert float(br.p[n - 1]) == float(br.p[0]) == 0.0
+    assert np.all(np.isnan(np.asarray(br.p)[n:]))
+    np.testing.assert_allclose(np.sort(np.asarray(br.special.p[_kind(br, "fold")])),
+                               [-1.0, 1.0], atol=1e-10)
+    x, p = np.asarray(br.x[:n, 0]), np.asarray(br.p[:n])
+    np.testing.assert_allclose(x**2 + p**2, 1.0, atol=1e-9)
+    angle = np.unwrap(np.arctan2(p, x))
+    assert abs(abs(angle[-1] - angle[0]) - 2 * np.pi) < 1e-9  # once round, not more
+
+
+def test_bad_selector_start_and_switch_step(cusp_branch, lorenz_branches):
+    cusp, x0 = systems.cusp(), jnp.array([-1.0])
+    # JAX clamps indices: a[5] of a pair would silently continue a[1].
+    for selector in (lambda a: a[5], lambda a: a[-3], lambda a: jnp.take(a, 2)):
+        with pytest.raises(ValueError, match="`parameter` must select an existing element"):
+            jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=selector)
+    with pytest.raises(ValueError, match="`parameter` must select"):  # also while tracing
+        jax.jit(lambda a: jd.continuation(cusp, x0, -1.0, a, parameter=lambda a: a[5]))(
+            CUSP_ARGS)
+    with pytest.raises(ValueError, match="`parameter2` must select an existing element"):
+        jd.bifurcation_curve(cusp, cusp_branch, 0, parameter2=lambda a: a[2])
+    with pytest.raises(ValueError, match=r"`p0` \(the starting parameter\) must lie within "
+                                         r"`bounds` \[0, 1\].*; got -1"):
+        jd.continuation(cusp, x0, -1.0, CUSP_ARGS, parameter=first, bounds=(0.0, 1.0))
+    with pytest.raises(ValueError, match="`p2`.*`bounds2`"):
+        jd.bifurcation_curve(cusp, cusp_branch, 0, parameter2=second, bounds2=(2.0, 3.0))
+    with pytest.raises(ValueError, match="fold's parameter.*`bounds`"):
+        jd.bifurcation_curve(cusp, cusp_branch, 0, parameter2=second, bounds=(1.0, 2.0))
+    trivial, _ = lorenz_branches
+    bp = int(_kind(trivial, "branch point")[0])
+    for h in (0.0, float("inf")):
+        with pytest.raises(ValueError, match="`h`.*finite and nonzero"):
+            jd.switch_branch(systems.lorenz(), trivial, bp, h=h)
+    with pytest.raises(ValueError, match="branch point's parameter.*`bounds`"):
+        jd.switch_branch(systems.lorenz(), trivial, bp, bounds=(2.0, 30.0))

@@ -9,15 +9,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from jaxtyping import ArrayLike, PyTree
 
 from .._newton import Newton, newton_solve
+from .._solution import RESULTS
 from .._system import AbstractMap, AbstractSystem, as_system
 from .._validate import check_int, check_state, describe, is_concrete
 from ._branch import Branch
 from ._curves import Embedding, EquilibriumCurve, FoldCurve, HopfCurve
 from ._engine import Options, _corrector
-from ._follow import follow, nodiff
+from ._follow import follow, nodiff, start_status
 from ._forms import form
 from ._tests import (
     KIND_NAMES,
@@ -108,6 +110,51 @@ def _options(dtype, ds, ds_min, ds_max, bounds, tol, refine_tol, max_angle,
                    refine_tol=arr(refine_tol), cos_min=jnp.cos(arr(angle)))
 
 
+def _check_inside(value: Any, bounds: Any, name: str, bounds_name: str) -> None:
+    """Raise if the concrete start `value` lies outside the concrete `bounds` (a traced one
+    is reported by the branch's status, `continuation_outside_bounds`)."""
+    lo, hi = (-math.inf, math.inf) if bounds is None else bounds
+    if not all(is_concrete(v) for v in (value, lo, hi)):
+        return
+    v, lo, hi = float(np.asarray(value)), float(np.asarray(lo)), float(np.asarray(hi))
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must lie within `{bounds_name}` [{lo:g}, {hi:g}] (the "
+                         f"branch stops where it leaves them); got {v:g}. Start inside "
+                         f"`{bounds_name}`, or widen them.")
+
+
+def _check_indices(selector: Any, base: PyTree, args: PyTree, name: str) -> None:
+    """Raise if the selector `selector` indexes `args` out of range.
+
+    JAX clamps an out-of-range index (`a[5]` of a length-2 array reads `a[1]`), so such a
+    selector would silently continue another parameter. `checkify`'s index checks see every
+    gather and dynamic slice the selector makes, however it is written (`a[5]`, `a[-3]`,
+    `jnp.take`, a row of a dict entry). They run on zeros shaped like `args`: a selector's
+    indices depend on the shapes only, and a concrete stand-in keeps the check concrete under
+    a user's `vmap`; under a user's `jit`, where operations are staged, the checked selector
+    is compiled and run on the spot. A selector whose check still cannot be concrete (it
+    closes over traced values) is not checked here."""
+    checked = checkify.checkify(lambda a: jnp.asarray(selector(a)),
+                                errors=checkify.index_checks)
+
+    def stand_in():
+        return jax.tree_util.tree_map(lambda b: jnp.zeros(jnp.shape(b), jnp.result_type(b)),
+                                      base)
+
+    try:
+        try:
+            message = checked(stand_in())[0].get()
+        except jax.errors.ConcretizationTypeError:
+            with jax.ensure_compile_time_eval():
+                message = jax.jit(checked)(stand_in())[0].get()
+    except Exception:  # the selector already ran on `args`: this is an extra check only
+        return
+    if message is not None:
+        raise ValueError(f"`{name}` must select an existing element of `args` "
+                         f"({describe(args)}); it indexes out of range: {message.strip()} "
+                         f"(JAX would clamp the index and continue another entry.)")
+
+
 def _embedding(args: PyTree, p0: Any, parameter: Any, dtype, name: str = "parameter"):
     """The embedding of one parameter into `args`, and the parameter's start value."""
     if p0 is not None:
@@ -134,9 +181,10 @@ def _embedding(args: PyTree, p0: Any, parameter: Any, dtype, name: str = "parame
     if callable(parameter):
         try:
             value, grad = jax.value_and_grad(lambda a: jnp.asarray(parameter(a)))(base)
-        except (TypeError, ValueError, IndexError) as err:
+        except (TypeError, ValueError, IndexError, KeyError) as err:
             raise ValueError(f"`{name}` must map `args` to one real scalar (e.g. "
-                             f"`lambda a: a[0]`); calling it failed: {err}") from err
+                             f"`lambda a: a[0]`); calling it failed: {err!r}") from err
+        _check_indices(parameter, base, args, name)
         norm2 = sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(grad))
         if is_concrete(norm2) and float(norm2) == 0.0:
             raise ValueError(f"`{name}` does not depend on `args`.")
@@ -191,8 +239,8 @@ def _run_equilibria(curve, x0, p0, tests, opts, both, statics):
                          max_steps=4 * corrector_steps, solver=Newton())
     y0 = jnp.concatenate([start.x, p])
     ref = jnp.zeros_like(y0).at[curve.size].set(1.0)
-    return follow(curve, y0, ref, start.converged, tests, opts, both=both,
-                  max_points=max_points, max_steps=max_steps,
+    return follow(curve, y0, ref, start_status(start.converged, p, opts), tests, opts,
+                  both=both, max_points=max_points, max_steps=max_steps,
                   corrector_steps=corrector_steps, max_events=max_events,
                   refine_steps=4 * corrector_steps, kind="equilibria")
 
@@ -241,26 +289,32 @@ def continuation(
       to continue in: a selector such as `lambda a: a[0]` (the `args` at `p` then have that
       entry set to `p`), or a direction `d` shaped like `args` (the `args` at `p` are
       `args + (p − p0)·d`, e.g. one input channel of a network).
-    - `bounds`: `(low, high)` bounds on the parameter; the branch stops past them.
+    - `bounds`: `(low, high)` bounds on the parameter; the branch stops past them (or where
+      it closes on itself), which is its normal end. `p0` must lie within them.
     - `ds`, `ds_min`, `ds_max`: the initial, smallest and largest arclength step.
     - `direction`: "both" (default) or "forward" (increasing parameter at the start).
-    - `max_steps`: continuation steps per direction (accepted or rejected).
-    - `max_points`: buffer size per direction (default `max_steps + 1`).
+    - `max_steps`: continuation steps per direction (accepted or rejected); a direction
+      that uses them all before its normal end is cut short (`continuation_max_steps`).
+    - `max_points`: buffer size per direction (default `max_steps + 1`); a direction that
+      fills it first is cut short (`continuation_max_points`).
     - `tests`: the test functions (default: `Fold(), BranchPoint(), Hopf()` for flows,
       `Fold(), BranchPoint(), Flip(), NeimarkSacker()` for maps; `()` for none).
     - `tol`: the corrector's tolerance on `‖f‖∞` (default 1e-10 in float64, 1e-5 in
       float32); `refine_tol`: that of the special points (default 1e-12 / 1e-5).
     - `max_angle`: the largest turn of the tangent in one step (radians).
-    - `max_events`: special-point slots.
+    - `max_events`: special-point slots; a branch that crosses more special points drops
+      the rest (`continuation_max_events`).
     - `corrector_steps`: Newton iterations per corrector before the step is halved.
     - `throw`: raise (eagerly, or as a runtime error under `jit`) when Newton does not
       converge from `x0`; with `throw=False` the branch is empty and its `result` says why.
 
-    **Returns:** a `Branch`, with its special points in `branch.special`.
+    **Returns:** a `Branch`, with its special points in `branch.special`; `branch.result`
+    (and `branch.ends`, per direction) says whether it ended normally or was cut short.
 
-    **Raises:** `ValueError` for a PyTree `args` without `parameter`, `ds ≤ 0`,
-    `ds_min > ds_max`, bounds with `low ≥ high`, a state of the wrong size, or a test that
-    does not apply to the system.
+    **Raises:** `ValueError` for a PyTree `args` without `parameter`, a selector that indexes
+    `args` out of range, `ds ≤ 0`, `ds_min > ds_max`, bounds with `low ≥ high`, a start `p0`
+    outside `bounds`, a state of the wrong size, or a test that does not apply to the
+    system.
 
     References: E. L. Allgower and K. Georg, *Introduction to Numerical Continuation
     Methods* (2003); W. Govaerts, *Numerical Methods for Bifurcations of Dynamical
@@ -273,6 +327,7 @@ def continuation(
     opts = _options(dtype, ds, ds_min, ds_max, bounds, tol, refine_tol, max_angle)
     tests = _check_tests(tests, EquilibriumCurve, system.discrete,
                          _default_tests(system.discrete))
+    _check_inside(p_start, bounds, "`p0` (the starting parameter)", "bounds")
     both = _direction(direction)
     statics = _statics(max_steps, max_points, max_events, corrector_steps)
     curve = EquilibriumCurve(system=system, embed=embed, size=x0.shape[0])
@@ -283,8 +338,6 @@ def continuation(
 def _maybe_throw(branch: Branch, throw: bool) -> Branch:
     if not throw:
         return branch
-    from .._solution import RESULTS
-
     failed = jnp.any(branch.result._value == RESULTS.continuation_start._value)
     if is_concrete(failed):
         if bool(failed):
@@ -337,7 +390,12 @@ def _run_switch(curve, y_star, secant, h, tests, opts, statics, period):
     guess = y_star + h * tangent
     sol = newton_solve(_corrector, guess, (frozen, None, tangent, guess), tol=opts.tol,
                        max_steps=4 * corrector_steps, solver=Newton())
-    return follow(curve, sol.x, tangent, sol.converged, tests, opts, both=True,
+    start = start_status(sol.converged, y_star[curve.size:], opts)
+    # h = 0 would start on the branch point itself, where the two branches cannot be told
+    # apart (concrete values raise before).
+    start = RESULTS.where((h == 0) | ~jnp.isfinite(h), RESULTS.continuation_switch_step,
+                          start)
+    return follow(curve, sol.x, tangent, start, tests, opts, both=True,
                   max_points=max_points, max_steps=max_steps, corrector_steps=corrector_steps,
                   max_events=max_events, refine_steps=4 * corrector_steps,
                   kind="equilibria", period=period)
@@ -389,12 +447,14 @@ def switch_branch(
     - `system`: the system `branch` was computed for.
     - `branch`: a `Branch` from `jd.continuation`.
     - `index`: the slot in `branch.special` of a branch point (or a flip, for a map).
-    - `h`: the distance along the new tangent of the first point (default `ds`).
+    - `h`: the distance along the new tangent of the first point (default `ds`; finite and
+      nonzero, of either sign: both directions of the new branch are followed).
     - the other options as for `jd.continuation`.
 
     **Returns:** the new `Branch`.
 
-    **Raises:** `ValueError` if `index` is not a valid branch point or flip.
+    **Raises:** `ValueError` if `index` is not a valid branch point or flip, `h` is 0 or not
+    finite, or the point lies outside `bounds`.
 
     Reference: Kuznetsov (2004), §10.2.2 (branch switching).
     """
@@ -406,7 +466,13 @@ def switch_branch(
     dtype = x.dtype
     opts = _options(dtype, ds, ds_min, ds_max, bounds, tol, refine_tol, max_angle)
     statics = _statics(max_steps, max_points, max_events, corrector_steps)
-    h = ds if h is None else h
+    h = _number(ds if h is None else h, "h")
+    if isinstance(h, float) and not (h != 0 and math.isfinite(h)):
+        raise ValueError(f"`h` (the distance of the first point along the new branch) must be "
+                         f"finite and nonzero; got {h}. With h = 0 the new branch starts on "
+                         f"the branch point itself and follows the old one.")
+    _check_inside(branch.special.p[index], bounds,
+                  f"The {kind}'s parameter (`branch.special.p[index]`)", "bounds")
     period = branch.period
     if kind == "flip":
         system = _Twice(system)
@@ -419,8 +485,8 @@ def switch_branch(
     valid = np.asarray(branch.valid)
     j = min(i + 1, int(valid.sum()) - 1)
     secant = jnp.concatenate([branch.x[j] - branch.x[i], branch.p[j:j + 1] - branch.p[i:i + 1]])
-    return _run_switch(curve, y_star, secant, jnp.asarray(_number(h, "h"), dtype), tests,
-                       opts, statics, period)
+    return _run_switch(curve, y_star, secant, jnp.asarray(h, dtype), tests, opts, statics,
+                       period)
 
 
 # --- two-parameter curves -----------------------------------------------------------------
@@ -435,7 +501,8 @@ def _run_codim2(curve, y0, tests, opts, statics, kind):
                        (frozen, data, jax.lax.stop_gradient(y0)), tol=opts.tol,
                        max_steps=4 * corrector_steps, solver=Newton())
     ref = jnp.zeros_like(y0).at[curve.size + 1].set(1.0)
-    return follow(curve, sol.x, ref, sol.converged, tests, opts, both=True,
+    start = start_status(sol.converged, y0[curve.size:curve.size + 2], opts)
+    return follow(curve, sol.x, ref, start, tests, opts, both=True,
                   max_points=max_points, max_steps=max_steps, corrector_steps=corrector_steps,
                   max_events=max_events, refine_steps=4 * corrector_steps, kind=kind)
 
@@ -492,8 +559,10 @@ def bifurcation_curve(
 
     **Returns:** a `Branch`.
 
-    **Raises:** `ValueError` if `index` is not a valid fold/Hopf point, or the branch's
-    parameter is `args` itself (a scalar: there is no second parameter to vary).
+    **Raises:** `ValueError` if `index` is not a valid fold/Hopf point, the branch's
+    parameter is `args` itself (a scalar: there is no second parameter to vary),
+    `parameter2` indexes `args` out of range, or the point lies outside `bounds` or `p2`
+    outside `bounds2`.
     """
     system = as_system(system)
     allowed = ("fold", "neimark-sacker") if system.discrete else ("fold", "hopf")
@@ -512,6 +581,9 @@ def bifurcation_curve(
                       jnp.stack([p1, embed2.offsets[0]]))
     opts = _options(dtype, ds, ds_min, ds_max, bounds, tol, refine_tol, max_angle,
                     n_params=2, bounds2=bounds2)
+    _check_inside(p1, bounds, f"The {kind}'s parameter (`branch.special.p[index]`)",
+                  "bounds")
+    _check_inside(p2_start, bounds2, "`p2` (the second parameter's start)", "bounds2")
     statics = _statics(max_steps, max_points, max_events, corrector_steps)
     size = x.shape[0]
     if kind == "fold":

@@ -96,9 +96,21 @@ class Branch(eqx.Module):
     - `status`: a `jd.RESULTS` per slot: `successful` on the points (each is a converged
       equilibrium), the branch's `result` on the empty slots after them.
     - `special`: the `Bifurcations` found.
-    - `result`: a `jd.RESULTS`: `successful` when the branch reached a parameter bound or
-      used its `max_points`; `continuation_start` when `x0` was not near an equilibrium;
-      `continuation_step_min` when the step fell below `ds_min`; `max_steps_reached`.
+    - `result`: a `jd.RESULTS`: `successful` when every direction followed ended normally,
+      past a parameter bound or back at its start (a closed curve: its last point is the
+      first), with every special point found in a slot; `continuation_max_steps` or
+      `continuation_max_points` when a direction ran out of steps or of buffer first (the
+      branch is cut short); `continuation_max_events` when special points were dropped for
+      want of slots; `continuation_step_min` when the step fell below `ds_min`;
+      `continuation_start` when `x0` was not near an equilibrium;
+      `continuation_outside_bounds` (`continuation_switch_step` from `jd.switch_branch`)
+      for a traced start outside `bounds` (a traced `h` of 0). With two directions it is
+      the forward one's failure, else the backward one's.
+    - `ends`: a `jd.RESULTS` of shape `[2]`, the status of each end of the branch: that of
+      the backward direction (which ends at the first point; `successful` when only the
+      forward direction was followed, and for the direction left out of a closed curve) and
+      that of the forward one (the last point), from the same items as `result` (slots
+      overflowed by the two directions together show in `result` only).
     - `steps`: continuation steps taken (accepted and rejected).
     - `embed`: how the parameters enter `args` (used by `jd.switch_branch` and
       `jd.bifurcation_curve`).
@@ -117,6 +129,7 @@ class Branch(eqx.Module):
     status: RESULTS
     special: Bifurcations
     result: RESULTS
+    ends: RESULTS
     steps: Int[Array, ""]
     embed: Embedding
     kind: str = eqx.field(static=True, default="equilibria")
@@ -146,6 +159,13 @@ class Branch(eqx.Module):
                 f"{span}, {int(self.steps)} steps)")
         lines = [head]
         if self.result != RESULTS.successful:
+            # Say which end a budget cut short (both ends share a failed start's status).
+            rc, ends = int(self.result._value), np.asarray(self.ends._value)
+            budgets = (RESULTS.continuation_max_steps, RESULTS.continuation_max_points,
+                       RESULTS.continuation_max_events)
+            at = [name for name, e in zip(("backward", "forward"), ends) if e == rc]
+            if any(rc == int(item._value) for item in budgets) and at:
+                result = f"{result} (the {' and '.join(at)} end{'s' * (len(at) - 1)})"
             lines.append(f"  status: {result}")
         if np.any(np.asarray(self.special.valid)):
             lines.append(self.special.table())

@@ -6,7 +6,10 @@ Each step predicts `y + ds·τ` along the unit tangent `τ`, corrects by Newton 
 system `(H(y), τᵀ(y − y_pred)) = 0` (the shared Newton core), and takes the new tangent from
 `[H_y; τᵀ] τ' = (0, 1)`. The step grows after an easy correction and halves after a failed
 one (or a tangent turning by more than `max_angle`); below `ds_min` the branch ends with a
-status. Reference: E. L. Allgower and K. Georg, *Introduction to Numerical Continuation
+status. The branch ends normally where it leaves the parameter `bounds` or closes on itself
+(a step passes the start again, in the start's direction); running out of `max_steps` or of
+`max_points` first, or finding more sign changes than `max_events` slots, gives a status of
+its own. Reference: E. L. Allgower and K. Georg, *Introduction to Numerical Continuation
 Methods*, SIAM (2003), ch. 2, 6; H. B. Keller (1977).
 """
 
@@ -18,7 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from .._newton import Newton, newton_solve
-from .._solution import RESULTS
+from .._solution import RESULTS, code, from_code
 from ._curves import AbstractCurve
 from ._tests import AbstractTestFunction, PointInfo
 
@@ -44,7 +47,8 @@ class Raw(eqx.Module):
     tests: Array  # [M, k]
     ds: Array  # [M]
     count: Array  # points stored
-    result: RESULTS
+    result: RESULTS  # why this direction stopped (or that events were dropped)
+    closed: Array  # the direction came back to its start (a closed curve)
     event_test: Array  # [K] index into `tests`, −1 empty
     event_index: Array  # [K] the point before the sign change
     steps: Array
@@ -104,7 +108,8 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
                   data=data0, values=values0, done=~start_ok,
                   result=RESULTS.successful, ybuf=ybuf, ebuf=ebuf, tbuf=tbuf, dbuf=dbuf,
                   ev_test=jnp.full((max_events,), -1), ev_index=jnp.zeros((max_events,), int),
-                  ev_n=jnp.asarray(0))
+                  ev_n=jnp.asarray(0), dropped=jnp.asarray(False),
+                  far=jnp.zeros((), dtype), closed=jnp.asarray(False))
 
     def cond(c):
         return ~c["done"]
@@ -120,6 +125,23 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
         cos = jnp.dot(tau_new, tau)
         close = jnp.linalg.norm(y_new - y) <= 2 * ds
         ok = sol.converged & finite & (cos >= opts.cos_min) & close
+        # A closed curve: the accepted chord `y → y_new` passes the start again, in the
+        # start's direction, after the branch has been more than two steps away from it. The
+        # curve lies within the chord's sagitta (about |d|·max_angle/8), so a quarter of the
+        # step is a safe margin. The closing point is the start itself, so that no stretch of
+        # the loop (nor its special points) is traced twice.
+        d = y_new - y
+        step2 = jnp.dot(d, d)
+        step = jnp.sqrt(step2)
+        along = jnp.dot(y0 - y, d) / jnp.where(step2 > 0, step2, 1.0)
+        gap = jnp.linalg.norm(y0 - (y + along * d))
+        closes = (ok & (c["far"] > 2 * step) & (along >= -0.05) & (along <= 1.05)
+                  & (gap <= 0.25 * step) & (jnp.dot(d, tau0) >= 0.5 * step))
+        y_new = jnp.where(closes, y0, y_new)
+        tau_new = jnp.where(closes, tau0, tau_new)
+        eigs = jnp.where(closes, eigs0, eigs)
+        values = jnp.where(closes, values0, values)
+        far = jnp.where(ok, jnp.maximum(c["far"], jnp.linalg.norm(y_new - y0)), c["far"])
         i = c["i"]
         # Record an accepted point.
         ybuf = jnp.where(ok, put(c["ybuf"], i, y_new), c["ybuf"])
@@ -128,6 +150,7 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
         dbuf = jnp.where(ok, put(c["dbuf"], i, ds), c["dbuf"])
         # Events: a sign change of a test function between the last point and this one.
         ev_test, ev_index, ev_n = c["ev_test"], c["ev_index"], c["ev_n"]
+        dropped = c["dropped"]
         regular = values[k] * c["values"][k] > 0
         crossed = values[k + 1] != c["values"][k + 1]
         for t in range(k):
@@ -141,6 +164,7 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
             ev_test = jnp.where(fire & room, ev_test.at[slot].set(t), ev_test)
             ev_index = jnp.where(fire & room, ev_index.at[slot].set(i - 1), ev_index)
             ev_n = ev_n + (fire & room).astype(ev_n.dtype)
+            dropped = dropped | (fire & ~room)
         # Step-size control.
         easy = sol.steps <= 3
         grown = jnp.minimum(jnp.where(easy, 1.5 * ds, ds), opts.ds_max)
@@ -152,19 +176,32 @@ def trace(curve: AbstractCurve, y0: Array, tau0: Array, data0: PyTree,
         it = c["it"] + 1
         full = i_new >= max_points
         out_of_steps = it >= max_steps
-        done = too_small | outside | full | out_of_steps
-        result = RESULTS.where(too_small, RESULTS.continuation_step_min,
-                               RESULTS.where(out_of_steps & ~full & ~outside,
-                                             RESULTS.max_steps_reached, RESULTS.successful))
+        done = too_small | outside | closes | full | out_of_steps
+        # Leaving the bounds or closing ends the branch normally, even on its last step or
+        # slot; a budget that runs out first cuts it short. When the steps and the buffer
+        # run out together (every step accepted: the default `max_points`), `max_steps` is
+        # the budget to raise.
+        ended = outside | closes
+        result = RESULTS.where(
+            too_small, RESULTS.continuation_step_min,
+            RESULTS.where(out_of_steps & ~ended, RESULTS.continuation_max_steps,
+                          RESULTS.where(full & ~ended, RESULTS.continuation_max_points,
+                                        RESULTS.successful)))
         data = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b),
                                       curve.update_data(y_new, c["data"]), c["data"])
         return dict(i=i_new, it=it, y=jnp.where(ok, y_new, y),
                     tau=jnp.where(ok, tau_new, tau), ds=new_ds, data=data,
                     values=jnp.where(ok, values, c["values"]), done=done, result=result,
                     ybuf=ybuf, ebuf=ebuf, tbuf=tbuf, dbuf=dbuf, ev_test=ev_test,
-                    ev_index=ev_index, ev_n=ev_n)
+                    ev_index=ev_index, ev_n=ev_n, dropped=dropped, far=far,
+                    closed=c["closed"] | closes)
 
     c = jax.lax.while_loop(cond, body, carry0)
+    # Dropped events are reported where the branch itself ended normally (a cut-short
+    # branch keeps the status that says so; raising its budget shows the rest).
+    rc = code(c["result"])
+    rc = jnp.where((rc == code(RESULTS.successful)) & c["dropped"],
+                   code(RESULTS.continuation_max_events), rc)
     return Raw(y=c["ybuf"], eigs=c["ebuf"], tests=c["tbuf"], ds=c["dbuf"], count=c["i"],
-               result=c["result"], event_test=c["ev_test"], event_index=c["ev_index"],
-               steps=c["it"])
+               result=from_code(rc), closed=c["closed"], event_test=c["ev_test"],
+               event_index=c["ev_index"], steps=c["it"])

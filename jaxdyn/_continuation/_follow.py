@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from .._solution import RESULTS
+from .._solution import RESULTS, code, first_failure, from_code
 from ._branch import Bifurcations, Branch
 from ._curves import AbstractCurve, Embedding, HopfCurve
 from ._engine import Options, Raw, _sort_eigs, observe, trace
@@ -28,6 +28,16 @@ def orient(curve: AbstractCurve, y: Array, data: PyTree, ref: Array) -> Array:
     tau = jnp.linalg.svd(hy)[2][-1]
     s = jnp.sign(jnp.dot(tau, ref))
     return tau * jnp.where(s == 0, 1.0, s)
+
+
+def start_status(converged: Array, ps: Array, opts: Options) -> RESULTS:
+    """The status of a start with parameters `ps`: `continuation_outside_bounds` outside the
+    bounds (only reachable with traced values: concrete ones raise before), else
+    `continuation_start` where the starting Newton solve did not converge."""
+    outside = jnp.any(ps < opts.lower) | jnp.any(ps > opts.upper)
+    return RESULTS.where(outside, RESULTS.continuation_outside_bounds,
+                         RESULTS.where(converged, RESULTS.successful,
+                                       RESULTS.continuation_start))
 
 
 def _locate(curve: AbstractCurve, raws: Raw, tests: tuple[AbstractTestFunction, ...],
@@ -94,13 +104,17 @@ def _locate(curve: AbstractCurve, raws: Raw, tests: tuple[AbstractTestFunction, 
     return out
 
 
-def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
+def follow(curve: AbstractCurve, y0: Array, ref: Array, start: RESULTS,
            tests: tuple[AbstractTestFunction, ...], opts: Options, *, both: bool,
            max_points: int, max_steps: int, corrector_steps: int, max_events: int,
            refine_steps: int, kind: str, period: int = 1) -> Branch:
     """Follow `curve` from `y0` along `ref` (and against it when `both`) and build the
-    `Branch`. The loop runs on a non-differentiable copy of the curve; special points are
+    `Branch`; `start` is the status of the start (nothing is continued unless it is
+    `successful`). The loop runs on a non-differentiable copy of the curve; special points are
     located on `curve` itself, so they carry implicit gradients."""
+    start_code = code(start)
+    ok_code = code(RESULTS.successful)
+    start_ok = start_code == ok_code
     frozen = nodiff(curve)
     y0 = jax.lax.stop_gradient(y0)
     data0 = frozen.initial_data(y0)
@@ -114,25 +128,46 @@ def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
                      max_events=max_events, start_ok=start_ok)
 
     raws = jax.vmap(lane)(signs)
+    if both:
+        # On a closed curve both directions go round the same loop: keep the one that
+        # closed (the forward one when both did) and only the start of the other.
+        closed = raws.closed
+        drop = jnp.stack([closed[1] & ~closed[0], closed[0]])
+        raws = eqx.tree_at(
+            lambda r: (r.count, r.event_test, r.result), raws,
+            (jnp.where(drop, 1, raws.count), jnp.where(drop[:, None], -1, raws.event_test),
+             from_code(jnp.where(drop, ok_code, code(raws.result)))))
     events = _locate(curve, raws, tests, opts, refine_steps)
-    start_failed = ~start_ok
+    lanes = code(raws.result)
     if both:
         y, eigs, ds, count, events = _join(raws, events, max_points)
-        fwd, bwd = (jax.tree_util.tree_map(lambda a, k=k: a[k], raws.result) for k in (0, 1))
-        result = RESULTS.where(fwd == RESULTS.successful, bwd, fwd)
+        # The first failure: the forward direction's, else the backward one's.
+        result = first_failure(lanes[0], lanes[1])
+        ends = jnp.stack([lanes[1], lanes[0]])
         steps = raws.steps[0] + raws.steps[1]
     else:
         take = lambda a: a[0]
         y, eigs, ds = raws.y[0], raws.eigs[0], raws.ds[0]
         count = raws.count[0]
         events = jax.tree_util.tree_map(take, events)
-        result = jax.tree_util.tree_map(take, raws.result)
+        result = lanes[0]
+        ends = jnp.stack([ok_code, lanes[0]])
         steps = raws.steps[0]
-    result = RESULTS.where(start_failed, RESULTS.continuation_start, result)
-    count = jnp.where(start_failed, 0, count)
+    # The two directions together may hold more special points than the `max_events`
+    # slots of the branch.
+    overflow = jnp.sum(events["ok"]) > max_events
+    result = jnp.where((result == ok_code) & overflow,
+                       code(RESULTS.continuation_max_events), result)
+    result = from_code(jnp.where(start_ok, result, start_code))
+    ends = from_code(jnp.where(start_ok, ends, start_code))
+    count = jnp.where(start_ok, count, 0)
     special = _compact(events, max_events)
     special = eqx.tree_at(lambda s: s.valid, special, special.valid & start_ok)
     valid = jnp.arange(y.shape[0]) < count
+    # Empty slots hold NaN (a dropped direction of a closed curve leaves points there).
+    y = jnp.where(valid[:, None], y, jnp.nan)
+    eigs = jnp.where(valid[:, None], eigs, jnp.nan)
+    ds = jnp.where(valid, ds, jnp.nan)
     discrete = curve.system.discrete
     if discrete:
         n_unst = jnp.sum(jnp.abs(eigs) > 1.0, axis=-1)
@@ -143,7 +178,7 @@ def follow(curve: AbstractCurve, y0: Array, ref: Array, start_ok: Array,
                   stable=valid & (n_unst == 0), n_unstable=jnp.where(valid, n_unst, -1),
                   eigenvalues=eigs, ds=ds,
                   status=jax.vmap(lambda v: RESULTS.where(v, RESULTS.successful, result))(valid),
-                  special=special, result=result, steps=steps,
+                  special=special, result=result, ends=ends, steps=steps,
                   embed=curve.embed, kind=kind, discrete=discrete, period=period)
 
 
@@ -190,4 +225,4 @@ def _compact(events: dict, slots: int) -> Bifurcations:
                         valid=ok, result=result)
 
 
-__all__ = ["Embedding", "follow", "nodiff", "orient"]
+__all__ = ["Embedding", "follow", "nodiff", "orient", "start_status"]
