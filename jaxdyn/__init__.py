@@ -38,6 +38,7 @@ from ._lyapunov import (
     ftle as ftle,
     ftle_ridges as ftle_ridges,
 )
+from ._manifolds import FixedPointManifolds as FixedPointManifolds
 from ._newton import (
     AbstractNewtonStrategy as AbstractNewtonStrategy,
     Fallback as Fallback,

@@ -152,6 +152,50 @@ class FixedPoints(eqx.Module):
         return _linearise_rows(system, self, self.valid & jnp.all(jnp.isfinite(self.x), -1),
                                mtol)
 
+    def manifolds(self, system: Any, *, neutral_tol: ArrayLike | None = None,
+                  tol: ArrayLike = 0.05, size: int = 8):
+        """Group the distinct points into manifolds of fixed points (continuous attractors)
+        and isolated points.
+
+        A trained network's line, ring or plane attractor comes out of a fixed-point search
+        as many points, each with as many neutral directions as the attractor has
+        dimensions. Two points are joined when the segment between them stays on the
+        manifold: the velocity along it, seen from the linearisation at each end, is what a
+        transverse offset of at most `tol × length` would give (neutral directions carry
+        none), and one end at least has a neutral direction (a growth rate within
+        `neutral_tol` of zero). Points joined directly or through other members are one
+        manifold; the rest are isolated points. This is the slowness test of
+        `ssm.classify` (same default `tol`) applied to the points themselves. Works on the
+        rows that represent distinct points (`unique()` or the raw result); needs the
+        linearisation.
+
+        **Arguments:**
+
+        - `system`: the system the points belong to (evaluated along the segments, with
+          each point's own `args`).
+        - `neutral_tol`: growth rates within this of zero are neutral (default √eps, the
+          default `marginal_tol`: the exact continua of saturated gates, slow points). An
+          approximate continuous attractor of a trained network has slightly negative or
+          positive rates along it: pass a tolerance between those and the transverse rates,
+          e.g. 0.05 per step.
+        - `tol`: the largest slowness of a joining segment (default 0.05: a ring is joined
+          when neighbouring points are less than 0.4 rad apart; may be traced). Trained
+          approximate attractors drift off a straight segment more: 0.15 joins the committed
+          Integrator's points.
+        - `size`: manifold slots in the result (a Python int, default 8).
+
+        **Returns:** a `FixedPointManifolds`: per row `label` (the manifold, −1 if none),
+        `isolated`, `neutral`; per manifold `dim`, `n_members`, `centre`, `axes`, `extent`,
+        `transverse_rate`, `stable`, `closed` (a ring), `slowness`. Works under `jit` and
+        `vmap`; `plot(fps)` draws it.
+
+        **Raises:** `ValueError` without the linearisation, for a system of the other kind
+        (flow/map), or for bad tolerances.
+        """
+        from ._manifolds import find_manifolds
+
+        return find_manifolds(self, system, neutral_tol=neutral_tol, tol=tol, size=size)
+
     def plot(self, ax=None, trajectories=None, **kwargs):
         """Fixed points over trajectories in a PCA projection, coloured by stability, with
         unstable directions drawn (see `jaxdyn.plot.plot_fixed_points`)."""
@@ -533,6 +577,14 @@ def _rows(k: int) -> Int[Array, " k"]:
     return jnp.arange(k, dtype=jnp.int32)
 
 
+def _args_features(fps: FixedPoints) -> Float[Array, "k d"]:
+    """The inexact arrays of every row's `args`, flattened (`[k, 0]` when there are none)."""
+    k = fps.x.shape[0]
+    flat = [jnp.reshape(a, (k, -1)).astype(fps.x.dtype)
+            for a in jax.tree_util.tree_leaves(fps.args) if eqx.is_inexact_array(a)]
+    return jnp.concatenate(flat, axis=1) if flat else jnp.zeros((k, 0), fps.x.dtype)
+
+
 def _group(fps: FixedPoints, tol) -> Int[Array, " k"]:
     """For every resolved row, the index of the row that represents its distinct point; −1
     for the others.
@@ -545,9 +597,7 @@ def _group(fps: FixedPoints, tol) -> Int[Array, " k"]:
     dtype = fps.x.dtype
     cand = fps.resolved & jnp.all(jnp.isfinite(fps.x), axis=-1)
     order = jnp.argsort(jnp.where(cand, fps.q, jnp.inf))
-    args_flat = [jnp.reshape(a, (k, -1)).astype(dtype)
-                 for a in jax.tree_util.tree_leaves(fps.args) if eqx.is_inexact_array(a)]
-    feats = jnp.concatenate([fps.x] + args_flat, axis=1)
+    feats = jnp.concatenate([fps.x, _args_features(fps)], axis=1)
     feats = jax.lax.stop_gradient(jnp.where(cand[:, None], feats, 0.0)[order])
     scale = jnp.maximum(1.0, jnp.max(jnp.abs(feats), axis=1))
     floor = 100 * jnp.finfo(dtype).eps * scale

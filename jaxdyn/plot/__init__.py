@@ -5,6 +5,7 @@ from ._continuation import plot_branch as plot_branch
 from ._figures import (
     plot_fixed_points as plot_fixed_points,
     plot_history as plot_history,
+    plot_manifolds as plot_manifolds,
     plot_trajectory as plot_trajectory,
 )
 from ._ftle import (

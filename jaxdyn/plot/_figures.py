@@ -59,6 +59,77 @@ def plot_history(history, ax=None, smooth: int = 10):
 _STABILITY_COLOURS = ("tab:blue", "tab:red", "tab:orange", "tab:gray")
 
 
+def _pca_plane(ax, pts, trajectories):
+    """The projection onto the first two principal components of `trajectories` (or of
+    `pts` without them), with the trajectories drawn in grey. Returns `(project, data,
+    basis)`."""
+    n = pts.shape[-1]
+    traj = None
+    if trajectories is not None:
+        traj = np.asarray(getattr(trajectories, "xs", trajectories))
+        traj = traj.reshape((-1,) + traj.shape[-2:]) if traj.ndim >= 2 else traj[None, None]
+    data = traj.reshape(-1, n) if traj is not None else pts
+    data = data[np.all(np.isfinite(data), axis=-1)] if data.size else np.zeros((1, n))
+    mean = data.mean(axis=0)
+    if n == 1:
+        basis = np.array([[1.0, 0.0]])
+    else:
+        _, _, vt = np.linalg.svd(data - mean, full_matrices=False)
+        basis = np.zeros((n, 2))
+        basis[:, : min(2, vt.shape[0])] = vt[:2].T
+    project = lambda z: (z - mean) @ basis
+    if traj is not None:
+        for t in traj:
+            p = project(t)
+            ax.plot(p[:, 0], p[:, 1], color="0.8", lw=0.7, zorder=0)
+    return project, data, basis
+
+
+def plot_manifolds(fps, manifolds, ax=None, trajectories=None, **kwargs):
+    """Manifolds of fixed points and isolated points in the plane of the first two principal
+    components: isolated points coloured by stability, each manifold's members in a colour of
+    its own with a segment along its first principal axis (over the members' range).
+
+    **Arguments:** `fps`, the `FixedPoints` the manifolds were found in; `manifolds`, a
+    `FixedPointManifolds`; `ax`, `trajectories` and `**kwargs` as `plot_fixed_points`.
+
+    **Returns:** the axes.
+    """
+    ax = _axes(ax)
+    x = np.asarray(fps.x)
+    label = np.asarray(manifolds.label)
+    iso = np.asarray(manifolds.isolated)
+    keep = (iso | (label >= 0)) & np.all(np.isfinite(x), axis=-1)
+    project, _, _ = _pca_plane(ax, x[keep], trajectories)
+    kwargs.setdefault("s", 36)
+    stab = (np.asarray(fps.stability) if fps.stability is not None
+            else np.zeros(len(x), int))
+    for code, name in enumerate(fps.stability_names):
+        sel = iso & (stab == code)
+        if sel.any():
+            p = project(x[sel])
+            ax.scatter(p[:, 0], p[:, 1], color=(_STABILITY_COLOURS + ("k",))[code],
+                       label=f"{name} (isolated)", zorder=3, **kwargs)
+    colours = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    for i in np.flatnonzero(np.asarray(manifolds.valid)):
+        colour = colours[i % len(colours)]
+        p = project(x[label == i])
+        d = int(manifolds.dim[i])
+        kind = "ring" if bool(manifolds.closed[i]) else f"{d}-D manifold"
+        ax.scatter(p[:, 0], p[:, 1], color=colour, marker="D", zorder=3,
+                   label=f"{kind}, {int(manifolds.n_members[i])} points", **kwargs)
+        c = np.asarray(manifolds.centre[i])
+        a = np.asarray(manifolds.axes[i])[:, 0] * 0.5 * float(manifolds.extent[i, 0])
+        seg = project(np.stack([c - a, c + a]))
+        ax.plot(seg[:, 0], seg[:, 1], color=colour, lw=1.5, alpha=0.6, zorder=2)
+    n = x.shape[-1]
+    ax.set_xlabel("PC 1" if n > 1 else "x")
+    ax.set_ylabel("PC 2" if n > 1 else "")
+    if keep.any():
+        ax.legend(loc="best", fontsize="small")
+    return ax
+
+
 def plot_fixed_points(fps, ax=None, trajectories=None, *, directions=True, scale=None,
                       **kwargs):
     """Fixed points in the plane of the first two principal components, coloured by stability
@@ -82,24 +153,7 @@ def plot_fixed_points(fps, ax=None, trajectories=None, *, directions=True, scale
     keep = np.asarray(fps.resolved) & np.all(np.isfinite(x), axis=-1)
     pts = x[keep]
     n = x.shape[-1]
-    traj = None
-    if trajectories is not None:
-        traj = np.asarray(getattr(trajectories, "xs", trajectories))
-        traj = traj.reshape((-1,) + traj.shape[-2:]) if traj.ndim >= 2 else traj[None, None]
-    data = traj.reshape(-1, n) if traj is not None else pts
-    data = data[np.all(np.isfinite(data), axis=-1)] if data.size else np.zeros((1, n))
-    mean = data.mean(axis=0)
-    if n == 1:
-        basis = np.array([[1.0, 0.0]])
-    else:
-        _, _, vt = np.linalg.svd(data - mean, full_matrices=False)
-        basis = np.zeros((n, 2))
-        basis[:, : min(2, vt.shape[0])] = vt[:2].T
-    project = lambda z: (z - mean) @ basis
-    if traj is not None:
-        for t in traj:
-            p = project(t)
-            ax.plot(p[:, 0], p[:, 1], color="0.8", lw=0.7, zorder=0)
+    project, data, basis = _pca_plane(ax, pts, trajectories)
     p = project(pts)
     if scale is None:
         extent = np.ptp(np.concatenate([p, project(data)]), axis=0).max() if len(p) else 1.0
