@@ -90,7 +90,7 @@ class Branch(eqx.Module):
       a two-parameter curve, else NaN.
     - `valid`: which slots hold points.
     - `stable`: every eigenvalue has `Re λ < 0` (`|μ| < 1` for maps); `n_unstable`: how many
-      do not.
+      do not (−1, and not stable, where an eigenvalue is not finite).
     - `eigenvalues`: `[N, n]`, sorted by growth rate.
     - `ds`: the step that reached each point (0 at the start).
     - `status`: a `jd.RESULTS` per slot: `successful` on the points (each is a converged

@@ -80,7 +80,9 @@ def observe(curve: AbstractCurve, y: Array, tau_ref: Array, data: PyTree,
     # And the number of unstable eigenvalues, which a Hopf (Neimark–Sacker) point changes by
     # two and a neutral saddle leaves alone.
     rate = jnp.log(jnp.abs(eigs)) if curve.system.discrete else jnp.real(eigs)
-    values.append(jnp.sum(rate > 0).astype(y.dtype))
+    # (NaN where an eigenvalue is not finite: no crossing is read from an unknown count.)
+    count = jnp.sum(rate > 0).astype(y.dtype)
+    values.append(jnp.where(jnp.all(jnp.isfinite(rate)), count, jnp.nan))
     return tau, eigs, jnp.stack(values).astype(y.dtype), info
 
 

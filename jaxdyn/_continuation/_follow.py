@@ -173,6 +173,8 @@ def follow(curve: AbstractCurve, y0: Array, ref: Array, start: RESULTS,
         n_unst = jnp.sum(jnp.abs(eigs) > 1.0, axis=-1)
     else:
         n_unst = jnp.sum(jnp.real(eigs) > 0.0, axis=-1)
+    # A point whose eigenvalues are not all finite has no known stability (−1, not stable).
+    n_unst = jnp.where(jnp.all(jnp.isfinite(eigs), axis=-1), n_unst, -1)
     nanp = jnp.full((y.shape[0],), jnp.nan, y.dtype)
     return Branch(x=y[:, :n], p=y[:, n], p2=y[:, n + 1] if q > 1 else nanp, valid=valid,
                   stable=valid & (n_unst == 0), n_unstable=jnp.where(valid, n_unst, -1),
