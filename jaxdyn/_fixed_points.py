@@ -385,8 +385,15 @@ def _find(system, x0s, args, tol, *, args_axis, solver, max_steps, chunk, meter)
     fps = FixedPoints(x=r.x, q=r.q, residual=r.residual, error=r.error, converged=r.converged,
                       steps=r.steps, result=r.result, point=-jnp.ones(k, jnp.int32), args=args,
                       valid=jnp.ones(k, bool), discrete=system.discrete)
-    fps = _polish_slow(system, fps, tol, min(chunk, 16))
-    return eqx.tree_at(lambda f: f.point, fps, _group(fps, jnp.zeros((), x0s.dtype)))
+    zero = jnp.zeros((), x0s.dtype)
+    point = _group(fps, zero)
+    # Slow points: finish the representatives of the first grouping (their duplicates follow
+    # them), then group the representatives again with their new errors.
+    reps = point == _rows(k)
+    fps = _polish_slow(system, fps, reps, tol, min(chunk, 16))
+    regroup = _group(eqx.tree_at(lambda f: f.valid, fps, reps), zero)
+    return eqx.tree_at(lambda f: f.point, fps,
+                       jnp.where(point >= 0, regroup[jnp.clip(point, 0)], -1))
 
 
 def _share(fps: FixedPoints, lin: dict, index) -> FixedPoints:
@@ -507,7 +514,7 @@ def _linearise_rows(system, fps: FixedPoints, rows, mtol, chunk: int = 16) -> Fi
                        is_leaf=lambda z: z is None)
 
 
-def _polish_slow(system, fps: FixedPoints, tol, chunk: int) -> FixedPoints:
+def _polish_slow(system, fps: FixedPoints, rows, tol, chunk: int) -> FixedPoints:
     """Finish the slow points with undamped Newton steps on ∇q = 0, and report as `error` the
     size of the last Newton step `‖(∇²q)⁻¹∇q‖∞` from the final point.
 
@@ -518,8 +525,9 @@ def _polish_slow(system, fps: FixedPoints, tol, chunk: int) -> FixedPoints:
     predicts the distance to the float64 minimum to a few per cent. Steps are taken while they
     lower ‖∇q‖ (at most `_POLISH` of them); where rounding stops them, the rejected step is
     the size of the rounding scatter, and it is reported, so that two starts that stopped on
-    either side of one minimum are merged by `unique()`."""
-    rows = fps.slow & jnp.all(jnp.isfinite(fps.x), -1)
+    either side of one minimum are merged by `unique()`. Only the slow points where `rows` is
+    True are finished."""
+    rows = rows & fps.slow & jnp.all(jnp.isfinite(fps.x), -1)
 
     def one(i):
         x, a = _row(fps, i)

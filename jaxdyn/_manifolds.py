@@ -57,6 +57,8 @@ class FixedPointManifolds(eqx.Module):
       first two axes (no angular gap over 90°, radii within 30 % of their mean): a ring.
     - `slowness`: `[m]`, the largest slowness (transverse offset relative to length) of the
       segments that joined its members.
+    - `n_found`: the number of manifolds found, which may exceed the `m` slots (the
+      smallest are then left out: their members have `label` −1 and `isolated` False).
     - `neutral_tol`, `tol`: the tolerances used.
     """
 
@@ -73,6 +75,7 @@ class FixedPointManifolds(eqx.Module):
     stable: Bool[Array, " m"]
     closed: Bool[Array, " m"]
     slowness: Float[Array, " m"]
+    n_found: Int[Array, ""]
     neutral_tol: Float[Array, ""]
     tol: Float[Array, ""]
 
@@ -114,6 +117,9 @@ class FixedPointManifolds(eqx.Module):
         try:
             head = (f"FixedPointManifolds({int(self.n_isolated)} isolated points + "
                     f"{int(self.n_manifolds)} manifold(s)")
+            more = int(self.n_found) - int(self.n_manifolds)
+            if more > 0:
+                head += f" (and {more} smaller ones beyond the {self.valid.shape[0]} slots)"
             body = self.summary()
         except Exception:  # traced: fall back to the PyTree repr
             return eqx.tree_pformat(self)
@@ -246,7 +252,8 @@ def _find_manifolds(fps, system, ntol, tol, size: int, chunk: int) -> FixedPoint
         spread_r < 0.3 * mean_r)
     mask = lambda a, fill: jnp.where(valid.reshape(valid.shape + (1,) * (a.ndim - 1)), a, fill)
     return FixedPointManifolds(
-        label=label, isolated=distinct & (label < 0), neutral=neutral,
+        label=label, isolated=distinct & (counts[jnp.clip(root, 0, k - 1)] < 2) & (root < k),
+        neutral=neutral, n_found=jnp.sum(counts >= 2, dtype=jnp.int32),
         dim=mask(dim, -1), n_members=mask(n_members, 0), valid=valid,
         centre=mask(centre, jnp.nan), axes=mask(axes, jnp.nan), extent=mask(extent, jnp.nan),
         transverse_rate=mask(transverse, jnp.nan), stable=valid & (transverse < -ntol),

@@ -141,3 +141,28 @@ def test_committed_gru_flipflop_memories_stay_isolated(trained_network):
     assert int(m.dim[0]) >= 1
     assert np.all(np.asarray(m.neutral)[members] >= 1)
     plt.close("all")
+
+
+def test_two_rings_and_too_few_slots():
+    """r' = r(1 − r²)(4 − r²): an attracting ring at r = 1 and a repelling one at r = 2. With
+    one slot the larger ring is kept, the other counted in `n_found`, its points not called
+    isolated."""
+    def f(t, x, a):
+        r2 = x[0] ** 2 + x[1] ** 2
+        g = (1 - r2) * (4 - r2)
+        return jnp.stack([x[0] * g, x[1] * g, -x[2]])
+
+    flow = jd.Flow(f)
+    theta = jnp.linspace(0.0, 2 * jnp.pi, 40, endpoint=False)
+    starts = jnp.concatenate([
+        jnp.stack([r * jnp.cos(theta), r * jnp.sin(theta), jnp.full(40, 0.3)], -1)
+        for r in (0.9, 2.1)])[:72]  # 40 starts near r = 1, 32 near r = 2
+    u = jd.fixed_points(flow, starts).unique()
+    both = u.manifolds(flow)
+    assert int(both.n_manifolds) == 2 == int(both.n_found)
+    np.testing.assert_array_equal(np.asarray(both.closed[:2]), [True, True])
+    np.testing.assert_array_equal(np.asarray(both.stable[:2]), [True, False])
+    np.testing.assert_allclose(np.asarray(both.extent[:2, 0]), [2.0, 4.0], rtol=0.02)
+    one = u.manifolds(flow, size=1)
+    assert int(one.n_manifolds) == 1 and int(one.n_found) == 2
+    assert int(one.n_isolated) == 0 and "1 smaller" in repr(one)
