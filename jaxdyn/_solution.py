@@ -96,6 +96,21 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "(a traced value inside `jit`); nothing was continued. Pass a finite `h` ≠ 0."
     )
 
+    undetermined_coefficients = (
+        "The SSM fit's data cannot determine some polynomial coefficients at the working "
+        "precision: the fitted samples span too little of the data's range (e.g. after a long "
+        "`transient`) or the features are nearly dependent, so those terms would be rounding "
+        "noise amplified over the data. The fit dropped the degrees from the lowest such one "
+        "up (`order`, `dynamics_order` and the `determined` masks say what was kept). Use a "
+        "shorter `transient`, float64, or a lower order."
+    )
+    degenerate_data = (
+        "The SSM fit had nothing to fit: every sample was masked or before `transient` (a "
+        "traced value inside `jit`), or the fitted samples do not move in the chart (all "
+        "equal, e.g. all zero or all at the anchor). The model is empty. Use a shorter "
+        "`transient`, or data that leave the fixed point."
+    )
+
 
 def is_successful(result: RESULTS) -> Bool[Array, ...]:
     """`result == RESULTS.successful`, elementwise (works on batched results)."""
