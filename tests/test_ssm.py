@@ -170,6 +170,117 @@ def test_ragged_lengths_by_mask():
     assert float(jnp.max(ssm.nmte(m, padded, mask=mask))) < 1e-6
 
 
+# ---- precision: float32, undetermined coefficients, no data ------------------------------------
+
+ROOT = Path(__file__).parent.parent
+
+
+def _readme_ssm_lines():
+    """The SSM lines of README's quick start, as pasted."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("slow = jd.Flow"):text.index("reduced = ssm.fit")]
+    end = text.index("\n", text.index("reduced = ssm.fit"))
+    return block + text[text.index("reduced = ssm.fit"):end] + "\n"
+
+
+def _docs_example(x64: bool):
+    """docs/ssm.md's first example, as pasted (`x64=False`: without its jax_enable_x64 line)."""
+    text = (ROOT / "docs" / "ssm.md").read_text()
+    start = text.index("```python\n") + len("```python\n")
+    code = text[start:text.index("```", start)]
+    if not x64:
+        code = "\n".join(ln for ln in code.splitlines() if "jax_enable_x64" not in ln)
+    return code
+
+
+def test_readme_and_docs_examples_in_float32_match_float64():
+    # README's quick start runs in float32 by default: its W must print as its comment says.
+    ns = {}
+    with jax.enable_x64(False):
+        exec("import jax, jax.numpy as jnp\nimport jaxdyn as jd\nimport jaxdyn.ssm as ssm\n"
+             + _readme_ssm_lines(), ns)
+        readme = ns["reduced"]
+        err = np.asarray(ssm.nmte(readme, ns["data"]))
+    assert readme.W.dtype == jnp.float32 and readme.result == jd.RESULTS.successful
+    np.testing.assert_array_equal(np.round(np.asarray(readme.W[:, 1], np.float64), 4),
+                                  [0.4667, 0.0])
+    assert err.max() < 1e-5
+    # The float32 coefficients are the closed form (what float64 gives to 1e-15) to float32's
+    # working precision (the chart spans [−1, 1], the data are O(1)): W's η² row 0.7/1.5,
+    # R = −η.
+    eps32 = float(np.finfo(np.float32).eps)
+    np.testing.assert_allclose(np.asarray(readme.W, np.float64), [[0.0, A / (LAM - 2)],
+                                                                  [0.0, 0.0]], atol=50 * eps32)
+    np.testing.assert_allclose(np.asarray(readme.R[:, 0], np.float64), [-1.0, 0.0, 0.0],
+                               atol=50 * eps32)
+
+    # docs/ssm.md's example without its x64 line: after transient=8 the data are 3e-4 of
+    # their start, so a cubic term is rounding noise (η³ ~ 4e-11, below float32's resolution
+    # of the data) that would be amplified 10⁷-fold over the data's range. The old fit
+    # reported R's cubic as 3.74 with status `successful` and predictions that blew up.
+    ns = {}
+    with jax.enable_x64(False):
+        exec(_docs_example(x64=False), ns)
+        m32, data32, pred = ns["model"], ns["data"], ns["pred"]
+        err32 = np.asarray(ssm.nmte(m32, data32))
+    assert m32.R.dtype == jnp.float32
+    assert m32.result == jd.RESULTS.undetermined_coefficients
+    assert int(m32.order) == 2 and int(m32.dynamics_order) == 2
+    np.testing.assert_array_equal(np.asarray(m32.determined), [True, False])
+    np.testing.assert_array_equal(np.asarray(m32.dynamics_determined), [True, True, False])
+    assert float(m32.W[1, 1]) == 0.0 and float(m32.R[2, 0]) == 0.0
+    np.testing.assert_array_equal(np.round(np.asarray(m32.W[:, 1], np.float64), 5),
+                                  [0.46667, 0.0])
+    assert pred.result == jd.RESULTS.successful
+    # float64 on the same data determines everything; the kept coefficients agree within
+    # what float32 resolves over the data's range (η up to 1: |Δc| is the change of the
+    # model at the edge).
+    m64 = ssm.fit(jnp.asarray(data32, jnp.float64), 1, 3, system=ns["system"], dt=0.05,
+                  transient=8.0)
+    assert m64.result == jd.RESULTS.successful
+    assert bool(jnp.all(m64.determined)) and bool(jnp.all(m64.dynamics_determined))
+    np.testing.assert_allclose(np.asarray(m32.W, np.float64), np.asarray(m64.W), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(m32.R, np.float64), np.asarray(m64.R), atol=1e-3)
+    assert abs(float(m64.R[2, 0])) < 1e-6  # the truth is 0 (x' = −x)
+    # The predictions from every start (3000× the fitted range) stay finite: the old fit's
+    # cubic blew them up (NMTE inf).
+    assert np.all(np.isfinite(err32)) and err32.max() < 0.01
+
+
+def test_undetermined_coefficients_are_dropped_with_a_status():
+    # float64 too: after t = 17 the chart spans 4e-8 of the data's range, so a cubic term's
+    # rounding (2e-16 of the data) is amplified by (1/4e-8)² ~ 6e14 over that range.
+    data = quadratic_data(T=400)
+    m = ssm.fit(data, 1, 3, system=quadratic(), dt=0.05, transient=17.0)
+    assert m.result == jd.RESULTS.undetermined_coefficients
+    assert int(m.dynamics_order) == 2 and int(m.order) == 2
+    np.testing.assert_array_equal(np.asarray(m.dynamics_determined), [True, True, False])
+    np.testing.assert_allclose(np.asarray(m.R[:, 0]), [-1.0, 0.0, 0.0], atol=1e-7)
+    assert float(m.R[2, 0]) == 0.0
+    assert abs(float(m.W[0, 1]) - A / (LAM - 2)) < 1e-6 and float(m.W[1, 1]) == 0.0
+    # A shorter transient determines every coefficient.
+    ok = ssm.fit(data, 1, 3, system=quadratic(), dt=0.05, transient=8.0)
+    assert ok.result == jd.RESULTS.successful and bool(jnp.all(ok.dynamics_determined))
+
+
+def test_no_data_or_degenerate_data():
+    data = quadratic_data()
+    with pytest.raises(ValueError, match="`transient`=20 leaves no samples"):
+        ssm.fit(data, 1, 2, system=quadratic(), dt=0.05, transient=20.0)
+    with pytest.raises(ValueError, match="`transient`=9.85 leaves no samples"):
+        ssm.fit(data, 1, 2, system=quadratic(), dt=0.05, transient=9.85, derivative="fd6")
+    with pytest.raises(ValueError, match="`trajectories` do not move.*all zero"):
+        ssm.fit(jnp.zeros_like(data), 1, 2, system=quadratic(), dt=0.05)
+    with pytest.raises(ValueError, match="`trajectories` do not move.*constant"):
+        ssm.fit(jnp.full_like(data, 0.3), 1, 2, dt=0.05, chart="svd")
+    # Traced (inside jit) the same inputs give a status instead of a zero "successful" model.
+    fit = jax.jit(lambda d, tr: ssm.fit(d, 1, 2, system=quadratic(), dt=0.05,
+                                        transient=tr).result)
+    assert fit(data, 0.0) == jd.RESULTS.successful
+    assert fit(data, 20.0) == jd.RESULTS.degenerate_data
+    assert fit(jnp.zeros_like(data), 0.0) == jd.RESULTS.degenerate_data
+
+
 # ---- normal form and backbone ---------------------------------------------------------------
 
 def test_cubic_normal_form_closed_form():
@@ -190,35 +301,61 @@ def test_cubic_normal_form_closed_form():
     assert complex(nf.eigenvalue) == pytest.approx(-c / 2 + 1j * wd, rel=1e-9)
 
 
+ZETA, OMEGA, KAPPA = 0.05, 1.3, 0.6
+
+
+def _duffing(t, s, args):
+    # x'' + 2ζω x' + ω² x + κ x³ = 0, and a decoupled fast mode (so the full state has a
+    # 2-D SSM).
+    x, v, w = s
+    return jnp.stack([v, -2 * ZETA * OMEGA * v - OMEGA**2 * x - KAPPA * x**3, -6.0 * w])
+
+
 @pytest.fixture(scope="module")
 def duffing_model():
-    c, k = 0.02, 1.0
-    duff = jd.Flow(lambda t, s, args: jnp.stack([s[1], -c * s[1] - s[0] - k * s[0] ** 3]))
-    amps, ph = jnp.linspace(0.1, 0.3, 6), jnp.linspace(0.0, 2.0, 6)
-    starts = jnp.stack([amps * jnp.cos(ph), -amps * jnp.sin(ph)], -1)
-    data = jax.vmap(lambda s: jd.simulate(duff, s, None, 300.0, dt=0.1, solver="dopri8").xs)(
-        starts)
+    amps, ph = jnp.linspace(0.05, 0.2, 6), jnp.linspace(0.0, 2.5, 6)
+    starts = jnp.stack([amps * jnp.cos(ph), -OMEGA * amps * jnp.sin(ph), jnp.zeros(6)], -1)
+    data = jax.vmap(lambda s: jd.simulate(jd.Flow(_duffing), s, None, 60.0, dt=0.1,
+                                          solver="dopri8").xs)(starts)
+    # Observed through x alone, in a 5-fold delay embedding.
     return ssm.fit(data[..., :1], 2, 3, dt=0.1, delays=5), data
 
 
 def test_duffing_backbone(duffing_model):
     model, _ = duffing_model
     nf = ssm.normal_form(model)
-    wd = np.sqrt(1 - 0.02**2 / 4)
-    assert float(nf.frequency_coefficient) == pytest.approx(3 / (8 * wd), rel=0.02)
+    # Duffing's backbone ω(a) = ω + 3κ a²/(8ω) to first order (up to O(ζ²)).
+    wd = OMEGA * np.sqrt(1 - ZETA**2)
     a = jnp.linspace(0.02, 0.2, 10)
     freq, damp = nf.backbone(a)
-    np.testing.assert_allclose(np.asarray(freq - wd), np.asarray(3 * a**2 / (8 * wd)),
-                               rtol=0.03)
-    np.testing.assert_allclose(np.asarray(damp), 0.01, rtol=0.05)
+    np.testing.assert_allclose(np.asarray(freq - wd),
+                               np.asarray(3 * KAPPA * a**2 / (8 * OMEGA)), rtol=3e-3)
+    # Linear damping: the damping backbone is flat at ζω.
+    np.testing.assert_allclose(np.asarray(damp), ZETA * OMEGA, rtol=1e-3)
     # A linear model's shift is zero: the test above tells them apart.
     assert "NormalForm" in repr(nf)
     nf.plot(0.3)
 
 
+def test_duffing_backbone_from_delays_matches_full_state(duffing_model):
+    model, data = duffing_model
+    truth = 3 * KAPPA / (8 * OMEGA)
+    full = ssm.normal_form(ssm.fit(data, 2, 3, system=jd.Flow(_duffing), dt=0.1))
+    delay = ssm.normal_form(model)
+    assert float(full.frequency_coefficient) == pytest.approx(truth, rel=3e-3)
+    assert float(delay.frequency_coefficient) == pytest.approx(truth, rel=3e-3)
+    assert float(delay.frequency_coefficient) == pytest.approx(
+        float(full.frequency_coefficient), rel=1e-3)
+    # In the delay chart's own modal coordinate the cubic coefficient carries a bias
+    # proportional to the damping (−2.4 % here); the full-state chart has none.
+    assert float(jnp.imag(delay.chart_gamma)) / 4 < truth * (1 - 1e-2)
+    assert complex(full.chart_gamma) == pytest.approx(complex(full.gamma), rel=1e-9)
+    assert float(full.backbone(0.2)[1]) == pytest.approx(ZETA * OMEGA, rel=1e-3)
+
+
 def test_delay_embedded_prediction(duffing_model):
     model, data = duffing_model
-    err = ssm.nmte(model, data[:2, :800, :1])
+    err = ssm.nmte(model, data[:2, :, :1])
     assert float(jnp.max(err)) < 1e-3
     model.plot(data[:2, :400, :1])
 

@@ -73,7 +73,7 @@ def _fit_ring(X, mask, dt, transient, ridges, order: int, discrete: bool) -> SSM
     theta = jnp.arctan2(proj[..., 1], proj[..., 0])
     phi = feats.fourier(theta, order)
     degs = np.zeros(phi.shape[-1], int)
-    Wc, _, lam, cv_w, cond_w = fit_ridge(phi, Z, wf, degs, (0,), ridges, 1)
+    fw = fit_ridge(phi, Z, wf, degs, (0,), ridges, 1)
     unwrapped = jnp.unwrap(theta, axis=1)
     if discrete:
         x_in, y_out = phi[:, :-1], (unwrapped[:, 1:] - unwrapped[:, :-1])[..., None]
@@ -81,16 +81,18 @@ def _fit_ring(X, mask, dt, transient, ridges, order: int, discrete: bool) -> SSM
     else:
         dth, valid = fd_derivative(unwrapped[..., None], mask, dt, "fd6")
         x_in, y_out, wr = phi, dth, (valid & w).astype(dtype)
-    Rc, _, _, cv_r, cond_r = fit_ridge(x_in, y_out, wr, degs, (0,), ridges, 1)
+    fr = fit_ridge(x_in, y_out, wr, degs, (0,), ridges, 1)
+    Wc, Rc, lam = fw.c, fr.c, fw.ridge
     nan = jnp.full(n, jnp.nan, dtype)
-    cond = jnp.stack([cond_w, cond_r])
+    cond = jnp.stack([fw.condition, fr.condition])
     ok = jnp.all(jnp.isfinite(Wc)) & jnp.all(jnp.isfinite(Rc))
     pi = jnp.asarray(jnp.pi, dtype)
     return SSM(anchor=centre, V=P.T, P=P, W=Wc, R=Rc, dt=dt, p_ref=jnp.zeros((), dtype),
                rates=nan, eig_parts=jnp.stack([nan, nan]), gap=jnp.asarray(jnp.nan, dtype),
                eta_min=-pi[None], eta_max=pi[None], eta_scale=pi, order=jnp.asarray(order),
                dynamics_order=jnp.asarray(order), ridge=lam, dynamics_ridge=lam,
-               cv_error=jnp.stack([cv_w, cv_r]), condition=cond,
+               cv_error=jnp.stack([fw.cv_error, fr.cv_error]), condition=cond,
+               determined=fw.determined, dynamics_determined=fr.determined,
                result=RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite),
                manifold_table=((0, 0),), dynamics_table=((0, 0),), discrete=discrete,
                delays=1, periodic=True, fourier_order=order)

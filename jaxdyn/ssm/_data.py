@@ -66,6 +66,45 @@ def check_lengths(mask: Array, delays: int, stencil: str) -> None:
                          f"{need} that the delay window and the derivative stencil need.")
 
 
+def check_samples(X: np.ndarray, mask: np.ndarray, delays: int, stencil: str,
+                  transient: float, dt: float) -> None:
+    """Concrete data must leave samples to fit after `transient` (and the derivative
+    stencil), and those samples must not all be equal (all zero, or constant)."""
+    N, T, _ = X.shape
+    L = T - delays + 1
+    lengths = mask.sum(axis=1) - delays + 1  # valid embedded samples per trajectory
+    idx = np.arange(L)
+    fit = (idx[None, :] < lengths[:, None]) & (idx[None, :] * dt >= transient)
+    if stencil == "fd6":
+        dyn = fit & (idx[None, :] >= 3) & (idx[None, :] < lengths[:, None] - 3)
+        last = (lengths.max() - 4) * dt
+    elif stencil == "shift":
+        dyn = fit[:, :-1] & fit[:, 1:]
+        last = (lengths.max() - 2) * dt
+    else:
+        dyn = fit
+        last = (lengths.max() - 1) * dt
+    unit = "step" if stencil == "shift" else "time"
+    if not dyn.any():
+        raise ValueError(
+            f"`transient`={transient:g} leaves no samples to fit: the last sample that the fit "
+            f"can use (after the delay window and the derivative stencil) is at {unit} "
+            f"{last:g}; expected `transient` <= {last:g}, or longer trajectories.")
+    cover = np.zeros((N, T), bool)
+    for j in range(delays):
+        cover[:, j:j + L] |= fit
+    vals = X[cover]
+    spread = vals.max(axis=0) - vals.min(axis=0)
+    size = np.abs(vals).max()
+    if np.all(spread <= 100 * np.finfo(X.dtype).eps * size):
+        kind = "all zero" if size == 0 else "constant"
+        value = np.array2string(vals[0], precision=6, threshold=8)
+        raise ValueError(
+            f"`trajectories` do not move over the fitted samples: every one equals {value} "
+            f"({kind}), so they determine no manifold or dynamics; expected samples that "
+            f"leave the fixed point.")
+
+
 def embed(trajectories: Array, delays: int, mask: Array | None = None):
     """Delay embedding: sample `t` becomes `(y_t, y_{t+1}, …, y_{t+k−1})`, `k = delays`.
 

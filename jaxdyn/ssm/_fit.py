@@ -21,9 +21,18 @@ from .._validate import (
     is_concrete,
 )
 from . import _features as feats
-from ._data import check_lengths, check_mask, check_trajectories, embed, fd_derivative
+from ._data import (
+    _FD4_FORWARD,
+    _FD6,
+    check_lengths,
+    check_mask,
+    check_samples,
+    check_trajectories,
+    embed,
+    fd_derivative,
+)
 from ._model import SSM
-from ._ridge import fit_ridge
+from ._ridge import Precision, fit_ridge
 
 
 def _orders(value: Any, name: str) -> tuple[int, ...]:
@@ -77,11 +86,21 @@ def fit(
     along the fast modes) or from the data (the leading left singular vectors). The manifold
     `y = y* + V η + W φ(η)` (a graph over the chart) and the reduced dynamics (`η' = R(η)`
     for flows, `η_{k+1} = R(η_k)` for maps) are polynomials fitted by ridge-regularised least
-    squares in closed form (Gram matrices, a symmetric eigensolve). When `order`,
-    `dynamics_order` or the ridges are sequences, the best combination is chosen by
-    cross-validation over folds of whole trajectories (one Gram per fold serves every
-    candidate). All of this is one compiled program: `jax.vmap` over stacked data (and
-    stacked systems) fits many models in one call.
+    squares in closed form: the chart coordinates are scaled to unit size over the fitted
+    samples before the monomials are formed, and the least squares are solved by QR and SVD
+    in the working precision (no normal equations), so float32 fits give the float64
+    coefficients to float32 precision. When `order`, `dynamics_order` or the ridges are
+    sequences, the best combination is chosen by cross-validation over folds of whole
+    trajectories (one triangular factor per fold serves every candidate). All of this is one
+    compiled program: `jax.vmap` over stacked data (and stacked systems) fits many models in
+    one call.
+
+    Each coefficient's rounding-level uncertainty is carried over the whole range of the data
+    (the transient included, where predictions start): a coefficient that could change the
+    model there by more than 1 % of the data's size is undetermined (e.g. a cubic term after
+    a `transient` that leaves data 1e-4 of their start, in float32), and the fit drops the
+    degrees from the lowest undetermined one up, with the status
+    `RESULTS.undetermined_coefficients` (see `SSM.determined`).
 
     **Arguments:**
 
@@ -117,14 +136,17 @@ def fit(
     - `discrete`: whether the data come from a map, when no `system` says so (default
       False).
 
-    **Returns:** an `SSM`.
+    **Returns:** an `SSM` (its `result` says `undetermined_coefficients` when degrees were
+    dropped, `degenerate_data` when a traced `transient` left nothing to fit or the data do
+    not move).
 
     **Raises:** `ValueError` (before tracing) for trajectories that are not a finite
     `[n_traj, T, n]` array (NaN in the data), `dim` ≥ the (embedded) dimension, an order
     < 1, trajectories shorter than the delay window plus the derivative stencil, a mask
     that is not a leading run per trajectory, an unknown `chart`/`derivative`, a Jacobian
-    chart or exact derivatives without a `system`, or a `dim` that splits a complex pair of
-    the anchor's eigenvalues.
+    chart or exact derivatives without a `system`, a `dim` that splits a complex pair of
+    the anchor's eigenvalues, a `transient` that leaves no samples to fit, or data that do
+    not move over the fitted samples (all zero, constant).
 
     Reference: M. Cenedese, J. Axås, B. Bäuerlein, K. Avila and G. Haller, "Data-driven
     modeling and prediction of non-linearizable dynamics via spectral submanifolds", Nature
@@ -190,6 +212,12 @@ def fit(
     if system is not None and chart == "jacobian" and is_concrete((X, anchor, shared_args)):
         _check_pair(system, anchor, _args_at(cfg, shared_args, jnp.asarray(param_ref, dtype)),
                     dim)
+    if is_concrete((X, mask, dt, transient)):
+        tr = np.asarray(transient)
+        if tr.shape != () or not np.isfinite(tr):
+            raise ValueError(f"`transient` must be a finite number; got {transient!r}.")
+        check_samples(np.asarray(X), np.asarray(mask), delays, stencil, float(tr),
+                      1.0 if discrete else float(np.asarray(dt)))
     return _fit(X, mask, jnp.asarray(dt, dtype), anchor, jnp.asarray(transient, dtype),
                 ridges, dyn_ridges, params, jnp.asarray(param_ref, dtype), system,
                 shared_args, cfg)
@@ -261,11 +289,13 @@ def _fit(X, mask, dt, anchor_obs, transient, ridges, dyn_ridges, params, p_ref, 
         V, P, rates, eig_parts, gap, ok = _chart(system, anchor, _args_at(cfg, shared_args, p_ref),
                                                d, cfg.discrete)
     else:
-        # Left singular vectors of the stacked data, from its n × n Gram matrix (far cheaper
-        # than an SVD of the n × (samples) matrix).
-        flat = (Z * wf[..., None]).reshape(-1, n)
-        _, U = jnp.linalg.eigh(flat.T @ flat)
-        V = U[:, ::-1][:, :d]
+        # Leading left singular vectors of the stacked data, from the SVD of the n × n
+        # triangular factor of its QR (the Gram matrix would square its condition number).
+        flat = jnp.where(w[..., None], Z, 0.0).reshape(-1, n)
+        if flat.shape[0] < n:
+            flat = jnp.pad(flat, ((0, n - flat.shape[0]), (0, 0)))
+        _, _, Vt = jnp.linalg.svd(jnp.linalg.qr(flat, mode="r"), full_matrices=False)
+        V = Vt[:d].T
         # A deterministic sign: the largest entry of each column is positive.
         sign = jnp.sign(V[jnp.argmax(jnp.abs(V), axis=0), jnp.arange(d)])
         V = V * jnp.where(sign == 0, 1.0, sign)[None, :]
@@ -275,6 +305,36 @@ def _fit(X, mask, dt, anchor_obs, transient, ridges, dyn_ridges, params, p_ref, 
         gap = jnp.asarray(jnp.nan, dtype)
     eta = Z @ P.T
     mu = jnp.broadcast_to((params - p_ref)[:, None], (N, L))
+    eps = jnp.finfo(dtype).eps
+    # Chart coordinates and parameter scaled to unit size over the fitted samples before the
+    # monomials are formed, so that high powers neither underflow nor swamp the low ones.
+    big = jnp.finfo(dtype).max
+    eta_fit = jnp.where(w[..., None], eta, 0.0)
+    eta_unit = jnp.max(jnp.abs(eta_fit), axis=(0, 1))
+    spread = (jnp.max(jnp.where(w[..., None], eta, -big), axis=(0, 1))
+              - jnp.min(jnp.where(w[..., None], eta, big), axis=(0, 1)))
+    degenerate = jnp.any(spread <= 100 * eps * eta_unit) | ~jnp.any(w)
+    eta_unit = jnp.where(eta_unit > 0, eta_unit, 1.0)
+    mu_unit = jnp.max(jnp.where(w, jnp.abs(mu), 0.0))
+    mu_unit = jnp.where(mu_unit > 0, mu_unit, 1.0)
+    xi, xi_fit, nu = eta / eta_unit[None, None], eta_fit / eta_unit[None, None], mu / mu_unit
+    xi_all = jax.lax.stop_gradient(jnp.where(m[..., None], xi, 0.0))
+    rms = lambda a, wt: jnp.sqrt(jnp.sum(wt * jnp.sum(a * a, -1)) / jnp.maximum(  # noqa: E731
+        jnp.sum(wt), 1.0))
+    peak = lambda a, valid: jnp.max(jnp.where(valid, jnp.sqrt(jnp.sum(a * a, -1)), 0.0))  # noqa: E731
+
+    def unscale(c, table):
+        # Coefficients of the unit-scaled monomials → coefficients of η^α μ^k.
+        table = np.asarray(table)
+        f = (jnp.prod(eta_unit[None, :] ** jnp.asarray(table[:, :-1], dtype), axis=1)
+             * mu_unit ** jnp.asarray(table[:, -1], dtype))
+        return c / f[:, None]
+
+    def precision(table, noise, size, valid, low):
+        phi_max = jnp.max(jnp.where(valid[..., None], jnp.abs(
+            feats.polynomial(table, xi_all, jax.lax.stop_gradient(nu))), 0.0), axis=(0, 1))
+        return Precision(noise=jax.lax.stop_gradient(noise),
+                         peak=jax.lax.stop_gradient(size), phi_max=phi_max, low=low)
 
     # Manifold: the part of the data off the tangent space, on monomials of degree 2..M (and
     # the parameter terms), or the whole data on degrees 1..M with `free_linear`.
@@ -285,9 +345,12 @@ def _fit(X, mask, dt, anchor_obs, transient, ridges, dyn_ridges, params, p_ref, 
     keep = (deg >= low) | ((deg < low) & (kk > 0))
     table_w = full[keep]
     target = Z if cfg.free_linear else Z - eta @ V.T
-    phi_w = feats.polynomial(table_w, eta, mu)
-    Wc, order_w, lam_w, cv_w, cond_w = fit_ridge(phi_w, target, wf, feats.degrees(table_w),
-                                                 cfg.orders, ridges, cfg.folds)
+    phi_w = feats.polynomial(table_w, xi_fit, nu)
+    # Rounding in the targets is eps × the size of Z and of the tangent part removed from it.
+    noise_w = rms(Z, wf) + jnp.linalg.norm(jax.lax.stop_gradient(V)) * rms(eta, wf)
+    fw = fit_ridge(phi_w, target, wf, feats.degrees(table_w), cfg.orders, ridges, cfg.folds,
+                   precision(table_w, noise_w, peak(Z, m), m, low))
+    Wc = unscale(fw.c, table_w)
     if cfg.free_linear:
         # Fold the fitted linear part into W; V stays the chart's tangent basis.
         lin = (feats.degrees(table_w) == 1) & (table_w[:, -1] == 0)
@@ -298,36 +361,59 @@ def _fit(X, mask, dt, anchor_obs, transient, ridges, dyn_ridges, params, p_ref, 
     full_r = feats.exponents(d, 0, top_r, cfg.K)
     deg_r, k_r = feats.degrees(full_r), full_r[:, -1]
     table_r = full_r[(deg_r >= 1) | (k_r > 0)]
+    # Rounding of η (through the chart) passes into the targets at the rate of the dynamics.
+    chart_gain = (jnp.linalg.norm(jax.lax.stop_gradient(P)) * rms(Z, wf)
+                  / jnp.maximum(rms(eta, wf), jnp.finfo(dtype).tiny))
     if cfg.discrete:
-        x_in, y_out = eta[:, :-1], eta[:, 1:]
-        wr = (w[:, :-1] & w[:, 1:] & m[:, 1:]).astype(dtype)
-        mu_r = mu[:, :-1]
+        x_in, y_out = xi_fit[:, :-1], eta[:, 1:]
+        wr_b = w[:, :-1] & w[:, 1:] & m[:, 1:]
+        mu_r, valid_r = nu[:, :-1], m[:, :-1] & m[:, 1:]
+        wr = wr_b.astype(dtype)
+        noise_r = rms(y_out, wr) * (1 + chart_gain)
     elif cfg.derivative == "exact":
         f = lambda x, p: system(0.0, x, _args_at(cfg, shared_args, p))  # noqa: E731
         xs = Y.reshape(N * L, n)
         ps = jnp.repeat(params, L)
         y_out = (jax.vmap(f)(xs, ps) @ P.T).reshape(N, L, d)
-        x_in, wr, mu_r = eta, wf, mu
+        x_in, wr, mu_r, valid_r = xi_fit, wf, nu, m
+        noise_r = rms(y_out, wr) * (1 + chart_gain)
     else:
         y_out, valid = fd_derivative(eta, m, dt, cfg.derivative)
-        x_in, wr, mu_r = eta, (valid & w).astype(dtype), mu
+        x_in, wr, mu_r, valid_r = xi_fit, (valid & w).astype(dtype), nu, valid
+        # A difference stencil rounds at eps × Σ|coefficients| × |η| / dt.
+        gain = float(np.abs(_FD6 if cfg.derivative == "fd6" else _FD4_FORWARD).sum())
+        noise_r = rms(y_out, wr) * (1 + chart_gain) + gain * rms(eta, wr) / dt
+    # The dynamics fit runs after the manifold fit (under `vmap` their batched LAPACK
+    # kernels side by side can deadlock XLA's CPU runtime).
+    x_in, y_out, _ = jax.lax.optimization_barrier((x_in, y_out, fw.c))
     phi_r = feats.polynomial(table_r, x_in, mu_r)
-    Rc, order_r, lam_r, cv_r, cond_r = fit_ridge(phi_r, y_out, wr, feats.degrees(table_r),
-                                                 cfg.dyn_orders, dyn_ridges, cfg.folds)
+    # (For a map the inputs are the samples 0..L−2: pad the mask to the sample axis.)
+    valid_in = jnp.pad(valid_r, ((0, 0), (0, 1))) if cfg.discrete else valid_r
+    prec_r = precision(table_r, noise_r, peak(y_out, valid_r), valid_in, 1)
+    fr = fit_ridge(phi_r, y_out, wr, feats.degrees(table_r), cfg.dyn_orders, dyn_ridges,
+                   cfg.folds, prec_r)
+    Rc = unscale(fr.c, table_r)
 
     valid_eta = jnp.where(m[..., None], eta, jnp.nan)
     finite = jnp.all(jnp.isfinite(Wc)) & jnp.all(jnp.isfinite(Rc))
-    cond = jnp.stack([cond_w, cond_r])
-    singular = ~ok | jnp.any(cond > 1.0 / jnp.sqrt(100 * jnp.finfo(dtype).eps))
-    result = RESULTS.where(finite, RESULTS.where(singular, RESULTS.singular,
-                                                 RESULTS.successful), RESULTS.nonfinite)
+    cond = jnp.stack([fw.condition, fr.condition])
+    degenerate = degenerate | (jnp.sum(wr) == 0)
+    undetermined = fw.truncated | fr.truncated
+    result = RESULTS.where(
+        degenerate, RESULTS.degenerate_data,
+        RESULTS.where(~finite, RESULTS.nonfinite,
+                      RESULTS.where(~ok, RESULTS.singular,
+                                    RESULTS.where(undetermined,
+                                                  RESULTS.undetermined_coefficients,
+                                                  RESULTS.successful))))
     return SSM(anchor=anchor, V=V, P=P, W=Wc, R=Rc, dt=dt, p_ref=p_ref, rates=rates,
                eig_parts=eig_parts, gap=gap, eta_min=jnp.nanmin(valid_eta, axis=(0, 1)),
                eta_max=jnp.nanmax(valid_eta, axis=(0, 1)),
                eta_scale=jnp.sqrt(jnp.max(jnp.where(m, jnp.sum(eta * eta, -1), 0.0))),
-               order=jnp.asarray(order_w), dynamics_order=jnp.asarray(order_r),
-               ridge=lam_w, dynamics_ridge=lam_r, cv_error=jnp.stack([cv_w, cv_r]),
-               condition=cond, result=result,
+               order=fw.order, dynamics_order=fr.order, ridge=fw.ridge,
+               dynamics_ridge=fr.ridge, cv_error=jnp.stack([fw.cv_error, fr.cv_error]),
+               condition=cond, determined=fw.determined, dynamics_determined=fr.determined,
+               result=result,
                manifold_table=tuple(map(tuple, table_w.tolist())),
                dynamics_table=tuple(map(tuple, table_r.tolist())), discrete=cfg.discrete,
                delays=cfg.delays)

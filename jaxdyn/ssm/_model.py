@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._integrate import AbstractIntegrator, Trajectory, make_integrator
 from .._solution import RESULTS
@@ -42,16 +42,27 @@ class SSM(eqx.Module):
     - `eta_min`, `eta_max`: the range of the reduced coordinates over the data `[d]` (all
       valid samples, the transient included).
     - `eta_scale`: the largest `‖η‖` in the data (predictions stop growing past 10×).
-    - `order`, `dynamics_order`: the chosen polynomial orders (cross-validated when asked;
-      coefficients of higher-degree features are zero).
+    - `order`, `dynamics_order`: the chosen polynomial orders (cross-validated when asked,
+      lowered where the data cannot determine the higher degrees; coefficients of
+      higher-degree features are zero).
     - `ridge`, `dynamics_ridge`: the chosen ridge strengths.
     - `cv_error`: the cross-validation error of the manifold and of the dynamics (NaN when no
       cross-validation ran), `[2]`.
-    - `condition`: the condition numbers of the scaled feature matrices (manifold,
-      dynamics), `[2]`.
-    - `result`: a `jd.RESULTS` item: `successful`, `singular` (a chart could not be formed:
+    - `condition`: the condition numbers of the fitted feature matrices, each feature scaled
+      to unit root-mean-square (manifold, dynamics), `[2]`.
+    - `determined`, `dynamics_determined`: `[p_W]` and `[p_R]` booleans, true for each
+      coefficient that was fitted and that the data determine at the working precision: its
+      rounding-level uncertainty, carried over the whole range of the data (the transient
+      included), changes the model by less than 1 % of the data's size. Coefficients above
+      the final order are false (and zero).
+    - `result`: a `jd.RESULTS` item: `successful`; `undetermined_coefficients` (some
+      coefficients were below what the data determine at the working precision, e.g. after
+      a long `transient` that leaves data far smaller than the rest; the fit dropped the
+      degrees from the lowest such one up, and `order` / `dynamics_order` are the degrees
+      kept); `degenerate_data` (no samples were left to fit, or the fitted samples do not
+      move in the chart: all equal, all zero); `singular` (a chart could not be formed:
       the chosen `dim` splits a complex-conjugate pair, or the eigenvector basis is
-      singular, or a feature matrix is numerically singular) or `nonfinite`.
+      singular); or `nonfinite`.
     - static: `manifold_table`, `dynamics_table` (exponent tables, see `_features`),
       `discrete`, `delays`, `periodic`, `fourier_order`.
     """
@@ -75,6 +86,8 @@ class SSM(eqx.Module):
     dynamics_ridge: Float[Array, ""]
     cv_error: Float[Array, " 2"]
     condition: Float[Array, " 2"]
+    determined: Bool[Array, " pw"]
+    dynamics_determined: Bool[Array, " pr"]
     result: RESULTS
     manifold_table: tuple = eqx.field(static=True)
     dynamics_table: tuple = eqx.field(static=True)
