@@ -413,9 +413,7 @@ def _linearise_distinct(system, fps: FixedPoints, mtol, size: int) -> FixedPoint
     # Padding entries point past the end: they are dropped when the slots are written.
     (idx,) = jnp.nonzero(reps, size=size, fill_value=k)
     take = jnp.clip(idx, 0, k - 1)
-    x = jnp.where(jnp.all(jnp.isfinite(fps.x), -1, keepdims=True), fps.x, 0.0)
-    lin = jax.vmap(lambda i: _linearise_point(system, x[i], jax.tree_util.tree_map(
-        lambda a: a[i], fps.args), mtol))(take)
+    lin = jax.vmap(lambda i: _linearise_point(system, *_row(fps, i), mtol))(take)
     # The position of each row's representative among the linearised points.
     slot = jnp.full(k, -1, jnp.int32).at[idx].set(_rows(size), mode="drop")
     return _share(fps, lin, jnp.where(fps.point >= 0, slot[jnp.clip(fps.point, 0)], -1))
@@ -537,8 +535,8 @@ def _polish_slow(system, fps: FixedPoints, rows, tol, chunk: int) -> FixedPoints
             return vjp(f)[0]
 
         def newton(y):
-            g = grad_q(y)
-            hess = jax.jacfwd(grad_q)(y)
+            # One evaluation of ∇q gives both the gradient and, differentiated, the Hessian.
+            hess, g = jax.jacfwd(lambda z: (lambda v: (v, v))(grad_q(z)), has_aux=True)(y)
             d = jnp.linalg.solve(0.5 * (hess + hess.T), -g)
             return jnp.sqrt(jnp.sum(g**2)), jnp.where(jnp.all(jnp.isfinite(d)), d, jnp.inf)
 

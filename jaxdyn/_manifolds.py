@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ._system import as_system
+from ._system import as_system, growth_rates
 from ._validate import check_int, check_number, check_positive
 
 _SEGMENT = (0.0, 0.25, 0.5, 0.75, 1.0)  # where the speed along a segment is measured
@@ -159,7 +159,7 @@ def _find_manifolds(fps, system, ntol, tol, size: int, chunk: int) -> FixedPoint
     distinct = (fps.resolved & (fps.point == rows) & jnp.all(jnp.isfinite(fps.x), -1)
                 & jnp.all(jnp.isfinite(fps.eigvals), -1))
     w = fps.eigvals
-    rates = jnp.log(jnp.abs(w)) if fps.discrete else jnp.real(w)
+    rates = growth_rates(system, w)
     is_neutral = jnp.abs(rates) <= ntol
     neutral = jnp.where(distinct, jnp.sum(is_neutral, -1), -1)
     cand = distinct & (neutral > 0)
